@@ -1,0 +1,1 @@
+//! Statistical baselines: Seurat v5 label transfer, logistic regression and kNN.

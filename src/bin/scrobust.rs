@@ -1,0 +1,4 @@
+//! The `scrobust` command line. See DESIGN.md for the contract.
+fn main() {
+    eprintln!("scrobust: no commands yet");
+}

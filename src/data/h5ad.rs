@@ -1,0 +1,1 @@
+//! Reading and writing AnnData h5ad files: the only module that touches HDF5.

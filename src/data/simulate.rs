@@ -1,0 +1,1 @@
+//! Seeded Splatter-style gamma–Poisson count simulator.

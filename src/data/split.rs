@@ -1,0 +1,1 @@
+//! Reference/query splits: by obs column values, stratified random, or cell-id lists.

@@ -1,0 +1,1 @@
+//! Foundation-model-like classifiers in candle: scGPT-like, Geneformer-like, SC-MAMBA2-like.

@@ -1,0 +1,1 @@
+//! Perturbations applied to expression values before tokenization.

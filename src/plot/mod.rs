@@ -1,0 +1,1 @@
+//! Figures (PNG and SVG) drawn with plotters and a bundled font.

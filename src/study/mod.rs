@@ -1,0 +1,1 @@
+//! The experiment grid: config, cache, runner, results and report.
