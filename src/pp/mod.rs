@@ -1,2 +1,8 @@
 //! Preprocessing with scanpy's names: normalize_total, log1p, highly_variable_genes,
 //! scale, pca. Everything that learns is a fitted object: fit on reference, apply to query.
+
+pub mod loess;
+mod normalize;
+
+pub use loess::{FittedLoess, Loess};
+pub use normalize::{log1p, log1p_inplace, normalize_total, normalize_total_inplace};
