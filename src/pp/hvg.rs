@@ -91,6 +91,11 @@ impl HvgParams {
         self
     }
 
+    /// The flavor these parameters select with.
+    pub(crate) fn selected_flavor(&self) -> HvgFlavor {
+        self.flavor
+    }
+
     fn check(&self, x: &CsrMatrix) -> Result<()> {
         if self.n_top_genes == Some(0) {
             return Err(Error::param("n_top_genes", "must be at least 1"));

@@ -6,10 +6,12 @@ mod hvg;
 pub mod loess;
 mod normalize;
 mod pca;
+mod pipeline;
 mod scale;
 
 pub use hvg::{FittedHvg, HvgFlavor, HvgParams};
 pub use loess::{FittedLoess, Loess};
 pub use normalize::{log1p, log1p_inplace, normalize_total, normalize_total_inplace};
 pub use pca::{FittedPca, Pca};
+pub use pipeline::{FittedPcaPipeline, PcaPipeline};
 pub use scale::{FittedScaler, Scaler};
