@@ -8,6 +8,7 @@
 
 pub mod binning;
 pub mod collate;
+pub mod info;
 pub mod rank;
 pub mod select;
 pub mod vocab;
