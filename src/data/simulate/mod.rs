@@ -68,8 +68,9 @@ impl SimulateOptions {
 }
 
 /// Simulate a profile with its embedded parameters: a raw-count [`Dataset`] with obs
-/// columns `cell_type`, `batch` (cancer types or study names, see
-/// [`Profile::reference_batches`]) and `split` (`reference` / `query`).
+/// columns `cell_type`, `batch` (`reference` / `query`) and the origin of each cell
+/// ([`Profile::origin_column`]: `cancer_type` or `study`, values in
+/// [`Profile::reference_origins`] and [`Profile::query_origins`]).
 pub fn simulate(opts: &SimulateOptions) -> Result<Dataset> {
     simulate_with(opts, None, &ProgressBar::hidden())
 }
@@ -194,8 +195,8 @@ pub fn simulate_with(
     let names =
         |f: &dyn Fn(&(usize, usize)) -> String| cells.iter().map(f).collect::<Vec<String>>();
     let cell_type = names(&|&(k, _)| spec.classes[k].name.to_string());
-    let batch = names(&|&(_, b)| batches[b].0.to_string());
-    let split = names(&|&(_, b)| if batches[b].1 { "query" } else { "reference" }.to_string());
+    let origin = names(&|&(_, b)| batches[b].0.to_string());
+    let side = names(&|&(_, b)| if batches[b].1 { "query" } else { "reference" }.to_string());
     let width = n_cells.to_string().len().max(5);
     let gene_width = n_genes.to_string().len().max(4);
     Ok(Dataset {
@@ -209,13 +210,10 @@ pub fn simulate_with(
                 "cell_type".to_string(),
                 Column::categorical_from_strings(&cell_type),
             ),
+            ("batch".to_string(), Column::categorical_from_strings(&side)),
             (
-                "batch".to_string(),
-                Column::categorical_from_strings(&batch),
-            ),
-            (
-                "split".to_string(),
-                Column::categorical_from_strings(&split),
+                opts.profile.origin_column().to_string(),
+                Column::categorical_from_strings(&origin),
             ),
         ],
         obsm: Vec::new(),

@@ -42,13 +42,22 @@ impl Profile {
         self.spec().classes.iter().map(|c| c.name).collect()
     }
 
-    /// Values of the `batch` obs column that belong to the reference.
-    pub fn reference_batches(&self) -> &'static [&'static str] {
+    /// The obs column naming where each cell came from: `cancer_type` (myeloid-like)
+    /// or `study` (pancreas-like). Each origin has its own batch factors.
+    pub fn origin_column(&self) -> &'static str {
+        match self {
+            Profile::MyeloidLike => "cancer_type",
+            Profile::PancreasLike => "study",
+        }
+    }
+
+    /// Origins (values of [`Profile::origin_column`]) of reference cells.
+    pub fn reference_origins(&self) -> &'static [&'static str] {
         self.spec().reference_batches
     }
 
-    /// Values of the `batch` obs column that belong to the query.
-    pub fn query_batches(&self) -> &'static [&'static str] {
+    /// Origins (values of [`Profile::origin_column`]) of query cells.
+    pub fn query_origins(&self) -> &'static [&'static str] {
         self.spec().query_batches
     }
 

@@ -48,7 +48,7 @@ fn shapes_names_and_counts() {
         assert_eq!(ids.len(), 400);
         assert_eq!(ds.gene_names[0], "GENE0001");
         assert_eq!(ds.gene_names[119], "GENE0120");
-        for key in ["cell_type", "batch", "split"] {
+        for key in ["cell_type", "batch", profile.origin_column()] {
             assert!(
                 matches!(ds.column(key).unwrap(), Column::Categorical { .. }),
                 "{key}"
@@ -74,7 +74,7 @@ fn myeloid_class_proportions() {
             (0.25..=0.30).contains(&cd14),
             "seed {seed}: CD14_Mono share {cd14}"
         );
-        let split = ds.labels("split").unwrap();
+        let split = ds.labels("batch").unwrap();
         let labels = ds.labels("cell_type").unwrap();
         let reference: Vec<usize> = (0..ds.n_obs())
             .filter(|&i| split.name(i) == Some("reference"))
@@ -107,23 +107,24 @@ fn myeloid_class_proportions() {
     }
 }
 
-/// Reference cells come only from reference batches and query cells only from query
-/// batches, in about the profile's proportion.
+/// `batch` is `reference` or `query`; reference cells come only from reference origins
+/// and query cells only from query origins, in the profile's proportion.
 #[test]
 fn batches_follow_split() {
     for profile in Profile::ALL {
         let ds = small(profile, 1000, 40, 2);
-        let batch = ds.labels("batch").unwrap();
-        let split = ds.labels("split").unwrap();
+        let batch = ds.labels(profile.origin_column()).unwrap();
+        let split = ds.labels("batch").unwrap();
         let mut n_ref = 0;
         for i in 0..ds.n_obs() {
             let b = batch.name(i).unwrap();
             match split.name(i) {
                 Some("reference") => {
                     n_ref += 1;
-                    assert!(profile.reference_batches().contains(&b), "{b}");
+                    assert!(profile.reference_origins().contains(&b), "{b}");
                 }
-                _ => assert!(profile.query_batches().contains(&b), "{b}"),
+                Some("query") => assert!(profile.query_origins().contains(&b), "{b}"),
+                other => panic!("unexpected batch {other:?}"),
             }
         }
         let expected = (1000.0 * profile.spec().reference_fraction).round() as usize;
