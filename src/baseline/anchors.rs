@@ -72,7 +72,9 @@ pub fn rescale_scores(raw: &[f64]) -> Vec<f64> {
     if hi <= lo {
         return vec![1.0; raw.len()];
     }
-    raw.iter().map(|s| ((s - lo) / (hi - lo)).clamp(0.0, 1.0)).collect()
+    raw.iter()
+        .map(|s| ((s - lo) / (hi - lo)).clamp(0.0, 1.0))
+        .collect()
 }
 
 /// R's default quantile (type 7) of sorted data.
@@ -113,7 +115,11 @@ fn round_half_even(x: f64) -> usize {
 /// with the lowest loadings, with `y` the largest count per PC (up to
 /// `features_per_dim`) whose union over PCs stays below `max(2·PCs, max_features)`.
 /// Returns feature (row) indices of `loadings` (features × PCs).
-pub fn top_dim_features(loadings: ArrayView2<f32>, features_per_dim: usize, max_features: usize) -> Vec<usize> {
+pub fn top_dim_features(
+    loadings: ArrayView2<f32>,
+    features_per_dim: usize,
+    max_features: usize,
+) -> Vec<usize> {
     let (p, d) = loadings.dim();
     let max_features = max_features.max(2 * d);
     let orders: Vec<Vec<usize>> = loadings
@@ -220,7 +226,13 @@ mod tests {
     /// (each cell shares its whole neighbourhood with its twin).
     #[test]
     fn twin_cells_share_all_neighbours() {
-        let x = array![[0.0f32, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [6.0, 5.0]];
+        let x = array![
+            [0.0f32, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [5.0, 5.0],
+            [6.0, 5.0]
+        ];
         let aa = knn_exact(x.view(), x.view(), 3).unwrap();
         let ab = knn_exact(x.view(), x.view(), 2).unwrap();
         let pairs = vec![(0, 0), (3, 3), (1, 2)];
@@ -244,11 +256,14 @@ mod tests {
     /// Top features take both signs of each PC and stay below the feature cap.
     #[test]
     fn top_features_both_signs_under_cap() {
-        let loadings = Array2::from_shape_fn((500, 3), |(i, j)| ((i * 7 + j * 13) % 101) as f32 - 50.0);
+        let loadings =
+            Array2::from_shape_fn((500, 3), |(i, j)| ((i * 7 + j * 13) % 101) as f32 - 50.0);
         let f = top_dim_features(loadings.view(), 100, 20);
         assert!(!f.is_empty() && f.len() < 20);
         let col = loadings.column(0);
-        let max_i = (0..500).max_by(|&a, &b| col[a].total_cmp(&col[b]).then(b.cmp(&a))).unwrap();
+        let max_i = (0..500)
+            .max_by(|&a, &b| col[a].total_cmp(&col[b]).then(b.cmp(&a)))
+            .unwrap();
         assert!(f.contains(&max_i));
     }
 

@@ -88,15 +88,24 @@ pub struct TransferResult {
 
 /// Reference cells that have a label, the classes present (in `labels` order) and each
 /// kept cell's class index. Errors when fewer than two classes are present.
-pub fn labelled_reference(reference: &Dataset, labels: &Labels) -> Result<(Vec<usize>, Vec<String>, Vec<usize>, Vec<String>)> {
+pub fn labelled_reference(
+    reference: &Dataset,
+    labels: &Labels,
+) -> Result<(Vec<usize>, Vec<String>, Vec<usize>, Vec<String>)> {
     if labels.len() != reference.n_obs() {
         return Err(Error::invalid(
             &reference.source,
             "labels",
-            format!("{} labels for {} reference cells", labels.len(), reference.n_obs()),
+            format!(
+                "{} labels for {} reference cells",
+                labels.len(),
+                reference.n_obs()
+            ),
         ));
     }
-    let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels.codes[i].is_some()).collect();
+    let rows: Vec<usize> = (0..labels.len())
+        .filter(|&i| labels.codes[i].is_some())
+        .collect();
     let mut warnings = Vec::new();
     if rows.len() < labels.len() {
         warnings.push(format!(
@@ -105,27 +114,42 @@ pub fn labelled_reference(reference: &Dataset, labels: &Labels) -> Result<(Vec<u
         ));
     }
     let counts = labels.counts();
-    let present: Vec<usize> = (0..labels.classes.len()).filter(|&c| counts[c] > 0).collect();
+    let present: Vec<usize> = (0..labels.classes.len())
+        .filter(|&c| counts[c] > 0)
+        .collect();
     if present.len() < 2 {
-        let which = present.first().map(|&c| format!(" ('{}')", labels.classes[c])).unwrap_or_default();
+        let which = present
+            .first()
+            .map(|&c| format!(" ('{}')", labels.classes[c]))
+            .unwrap_or_default();
         return Err(Error::invalid(
             &reference.source,
             "labels",
-            format!("the reference has {} class(es){which}; classification needs at least two", present.len()),
+            format!(
+                "the reference has {} class(es){which}; classification needs at least two",
+                present.len()
+            ),
         ));
     }
     let mut remap = vec![usize::MAX; labels.classes.len()];
     for (new, &old) in present.iter().enumerate() {
         remap[old] = new;
     }
-    let codes = rows.iter().filter_map(|&i| labels.codes[i].map(|c| remap[c])).collect();
+    let codes = rows
+        .iter()
+        .filter_map(|&i| labels.codes[i].map(|c| remap[c]))
+        .collect();
     let classes = present.iter().map(|&c| labels.classes[c].clone()).collect();
     Ok((rows, classes, codes, warnings))
 }
 
 impl SeuratParams {
     fn check(&self) -> Result<()> {
-        let positive = [("k_anchor", self.k_anchor), ("k_score", self.k_score), ("k_weight", self.k_weight)];
+        let positive = [
+            ("k_anchor", self.k_anchor),
+            ("k_score", self.k_score),
+            ("k_weight", self.k_weight),
+        ];
         for (name, v) in positive {
             if v == 0 {
                 return Err(Error::param(name, "must be at least 1"));
@@ -135,7 +159,10 @@ impl SeuratParams {
             return Err(Error::param("k_filter", "must be at least 1 (or off)"));
         }
         if !(self.sd_weight > 0.0 && self.sd_weight.is_finite()) {
-            return Err(Error::param("sd_weight", format!("must be positive, got {}", self.sd_weight)));
+            return Err(Error::param(
+                "sd_weight",
+                format!("must be positive, got {}", self.sd_weight),
+            ));
         }
         Ok(())
     }
@@ -144,9 +171,17 @@ impl SeuratParams {
     pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<SeuratReference> {
         self.check()?;
         let (rows, classes, codes, warnings) = labelled_reference(reference, labels)?;
-        let reference = if rows.len() == reference.n_obs() { reference.clone() } else { reference.select_cells(&rows) };
+        let reference = if rows.len() == reference.n_obs() {
+            reference.clone()
+        } else {
+            reference.select_cells(&rows)
+        };
         let pca = self.pca.fit(&reference)?;
-        let anchor_space = if self.l2_norm { l2_normalize_rows(pca.embeddings()) } else { pca.embeddings().to_owned() };
+        let anchor_space = if self.l2_norm {
+            l2_normalize_rows(pca.embeddings())
+        } else {
+            pca.embeddings().to_owned()
+        };
         let k_within = (self.k_anchor.max(self.k_score) + 1).min(reference.n_obs());
         let within = knn_exact(anchor_space.view(), anchor_space.view(), k_within)?;
         let mut first_seen = vec![usize::MAX; classes.len()];
@@ -156,7 +191,10 @@ impl SeuratParams {
         let (top_features, filter_data) = match self.k_filter {
             Some(_) => {
                 let top = top_dim_features(pca.loadings(), 100, self.max_features);
-                let data = pca.log_normalized_features(&reference)?.select_cols(&top).to_dense();
+                let data = pca
+                    .log_normalized_features(&reference)?
+                    .select_cols(&top)
+                    .to_dense();
                 (top, Some(data))
             }
             None => (vec![], None),
@@ -192,24 +230,41 @@ impl SeuratReference {
         let mut warnings = self.warnings.clone();
         let (n_ref, n_query) = (self.anchor_space.nrows(), query.n_obs());
         if n_query < 2 {
-            return Err(Error::invalid(&query.source, "X", format!("the query needs at least 2 cells, got {n_query}")));
+            return Err(Error::invalid(
+                &query.source,
+                "X",
+                format!("the query needs at least 2 cells, got {n_query}"),
+            ));
         }
         let projected = self.pca.project(query)?;
-        let query_space = if p.l2_norm { l2_normalize_rows(projected.view()) } else { projected.clone() };
+        let query_space = if p.l2_norm {
+            l2_normalize_rows(projected.view())
+        } else {
+            projected.clone()
+        };
         let wanted = p.k_anchor.max(p.k_score);
         let k = wanted.min(n_query - 1).min(n_ref - 1).max(1);
         if k < wanted {
-            warnings.push(format!("neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"));
+            warnings.push(format!(
+                "neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"
+            ));
         }
         let self_query = knn_exact(query_space.view(), query_space.view(), k + 1)?;
         let ref_to_query = knn_exact(query_space.view(), self.anchor_space.view(), k)?;
         let query_to_ref = knn_exact(self.anchor_space.view(), query_space.view(), k)?;
         let mut pairs = find_anchor_pairs(&ref_to_query, &query_to_ref, p.k_anchor);
         if let (Some(k_filter), Some(ref_data)) = (p.k_filter, &self.filter_data) {
-            let query_data = self.pca.log_normalized_features(query)?.select_cols(&self.top_features).to_dense();
-            let (kept, skipped) = filter_anchors(&pairs, ref_data.view(), query_data.view(), k_filter)?;
+            let query_data = self
+                .pca
+                .log_normalized_features(query)?
+                .select_cols(&self.top_features)
+                .to_dense();
+            let (kept, skipped) =
+                filter_anchors(&pairs, ref_data.view(), query_data.view(), k_filter)?;
             if skipped {
-                warnings.push(format!("fewer cells than k.filter = {k_filter}: all anchors kept"));
+                warnings.push(format!(
+                    "fewer cells than k.filter = {k_filter}: all anchors kept"
+                ));
             }
             pairs = kept;
         }
@@ -219,11 +274,23 @@ impl SeuratReference {
                 query.source
             )));
         }
-        let anchor_scores = score_anchors(&pairs, &self.within, &self_query, &ref_to_query, &query_to_ref, p.k_score, n_ref);
+        let anchor_scores = score_anchors(
+            &pairs,
+            &self.within,
+            &self_query,
+            &ref_to_query,
+            &query_to_ref,
+            p.k_score,
+            n_ref,
+        );
         let scores = self.weighted_votes(&pairs, &anchor_scores, &projected, &mut warnings)?;
         let (predicted, max_scores) = self.argmax(&scores);
         Ok(TransferResult {
-            prediction: Prediction { classes: self.classes.clone(), predicted, scores: max_scores },
+            prediction: Prediction {
+                classes: self.classes.clone(),
+                predicted,
+                scores: max_scores,
+            },
             scores,
             n_anchors: pairs.len(),
             warnings,
@@ -253,7 +320,10 @@ impl SeuratReference {
         }
         let k_weight = p.k_weight.min(anchor_cells.len());
         if k_weight < p.k_weight {
-            warnings.push(format!("k.weight reduced from {} to {k_weight} (number of anchor query cells)", p.k_weight));
+            warnings.push(format!(
+                "k.weight reduced from {} to {k_weight} (number of anchor query cells)",
+                p.k_weight
+            ));
         }
         let anchor_emb = projected.select(Axis(0), &anchor_cells);
         let nn = knn_exact(anchor_emb.view(), projected.view(), k_weight)?;
@@ -298,7 +368,9 @@ impl SeuratReference {
             .map(|row| {
                 let mut best = 0;
                 for c in 1..row.len() {
-                    if row[c] > row[best] || (row[c] == row[best] && self.first_seen[c] < self.first_seen[best]) {
+                    if row[c] > row[best]
+                        || (row[c] == row[best] && self.first_seen[c] < self.first_seen[best])
+                    {
                         best = c;
                     }
                 }

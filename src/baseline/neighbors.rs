@@ -77,8 +77,14 @@ pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Res
             for (row, qi) in cross.axis_iter(Axis(0)).zip(q.rows()) {
                 let q_sq = qi.dot(&qi);
                 buf.clear();
-                buf.extend(row.iter().zip(&data_sq).enumerate().map(|(j, (&c, &d))| ((q_sq + d - 2.0 * c).max(0.0), j)));
-                let cmp = |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+                buf.extend(
+                    row.iter()
+                        .zip(&data_sq)
+                        .enumerate()
+                        .map(|(j, (&c, &d))| ((q_sq + d - 2.0 * c).max(0.0), j)),
+                );
+                let cmp =
+                    |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
                 if k < buf.len() {
                     buf.select_nth_unstable_by(k - 1, cmp);
                 }
@@ -100,12 +106,20 @@ pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Res
         indices.extend(i);
         distances.extend(d);
     }
-    Ok(Neighbors { k, indices, distances })
+    Ok(Neighbors {
+        k,
+        indices,
+        distances,
+    })
 }
 
 /// Euclidean distance accumulated in f64.
 fn exact_distance(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
-    let sum: f64 = a.iter().zip(b.iter()).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let sum: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(&x, &y)| ((x - y) as f64).powi(2))
+        .sum();
     sum.sqrt() as f32
 }
 
@@ -136,7 +150,15 @@ mod tests {
                     .rows()
                     .into_iter()
                     .enumerate()
-                    .map(|(j, r)| (q.iter().zip(r.iter()).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum(), j))
+                    .map(|(j, r)| {
+                        (
+                            q.iter()
+                                .zip(r.iter())
+                                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                                .sum(),
+                            j,
+                        )
+                    })
                     .collect();
                 d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 d.iter().take(k).map(|x| x.1).collect()

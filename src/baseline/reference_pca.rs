@@ -84,7 +84,11 @@ pub fn log_normalize(ds: &Dataset, scale_factor: f64) -> CsrMatrix {
             let indptr = out.indptr().to_vec();
             let data = out.data_mut();
             for (r, total) in totals.iter().enumerate() {
-                let f = if *total > 0.0 { scale_factor / total } else { 0.0 };
+                let f = if *total > 0.0 {
+                    scale_factor / total
+                } else {
+                    0.0
+                };
                 for v in &mut data[indptr[r]..indptr[r + 1]] {
                     *v = ((*v as f64) * f).ln_1p() as f32;
                 }
@@ -96,8 +100,16 @@ pub fn log_normalize(ds: &Dataset, scale_factor: f64) -> CsrMatrix {
 
 /// Column indices in `ds` of the genes `names`, or an error naming the first missing gene.
 pub fn gene_positions(ds: &Dataset, names: &[String]) -> Result<Vec<usize>> {
-    let map: HashMap<&str, usize> = ds.gene_names.iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
-    let missing: Vec<&String> = names.iter().filter(|g| !map.contains_key(g.as_str())).collect();
+    let map: HashMap<&str, usize> = ds
+        .gene_names
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|g| !map.contains_key(g.as_str()))
+        .collect();
     if let Some(first) = missing.first() {
         return Err(Error::Incompatible(format!(
             "{}: {} of the reference's {} features are absent from the query (first: '{}'); align the genes first",
@@ -117,11 +129,20 @@ impl ReferencePcaParams {
             return Err(Error::param("n_pcs", "must be at least 1"));
         }
         if reference.n_obs() < 3 {
-            return Err(Error::invalid(&reference.source, "X", "the reference needs at least 3 cells"));
+            return Err(Error::invalid(
+                &reference.source,
+                "X",
+                "the reference needs at least 3 cells",
+            ));
         }
         let lognorm = log_normalize(reference, self.scale_factor);
         // vst runs on the stored values (Seurat's counts slot).
-        let selected = vst_select(&reference.x, self.n_features, self.loess_span, &reference.source)?;
+        let selected = vst_select(
+            &reference.x,
+            self.n_features,
+            self.loess_span,
+            &reference.source,
+        )?;
         let x_sel = lognorm.select_cols(&selected);
         let (mean, var) = column_mean_var(&x_sel);
         let sd: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
@@ -132,10 +153,19 @@ impl ReferencePcaParams {
         }
         let (n, p) = scaled.dim();
         let k = self.n_pcs.min(n - 1).min(p.saturating_sub(1).max(1));
-        let loadings = truncated_svd_right(scaled.view(), k, self.oversampling, self.power_iterations, self.seed);
+        let loadings = truncated_svd_right(
+            scaled.view(),
+            k,
+            self.oversampling,
+            self.power_iterations,
+            self.seed,
+        );
         let embeddings = scaled.dot(&loadings);
         Ok(ReferencePca {
-            features: selected.iter().map(|&j| reference.gene_names[j].clone()).collect(),
+            features: selected
+                .iter()
+                .map(|&j| reference.gene_names[j].clone())
+                .collect(),
             mean,
             sd,
             loadings,
@@ -208,7 +238,13 @@ impl ReferencePca {
 /// Leading `k` right singular vectors (p × k) of `a` (n × p) by randomized subspace
 /// iteration with a seeded Gaussian start; signs fixed so each vector's largest entry is
 /// positive.
-pub fn truncated_svd_right(a: ArrayView2<f32>, k: usize, oversampling: usize, iterations: usize, seed: u64) -> Array2<f32> {
+pub fn truncated_svd_right(
+    a: ArrayView2<f32>,
+    k: usize,
+    oversampling: usize,
+    iterations: usize,
+    seed: u64,
+) -> Array2<f32> {
     let (n, p) = a.dim();
     let l = (k + oversampling).min(n).min(p);
     let k = k.min(l);
@@ -226,10 +262,18 @@ pub fn truncated_svd_right(a: ArrayView2<f32>, k: usize, oversampling: usize, it
     for c in 0..k {
         let sigma = values[c].max(0.0).sqrt();
         let col = b.t().dot(&vectors.column(c));
-        let norm = if sigma > 0.0 { sigma } else { col.dot(&col).sqrt().max(1e-300) };
-        let max_entry = col.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        let norm = if sigma > 0.0 {
+            sigma
+        } else {
+            col.dot(&col).sqrt().max(1e-300)
+        };
+        let max_entry = col
+            .iter()
+            .copied()
+            .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
         let sign = if max_entry < 0.0 { -1.0 } else { 1.0 };
-        v.column_mut(c).assign(&col.mapv(|x| (sign * x / norm) as f32));
+        v.column_mut(c)
+            .assign(&col.mapv(|x| (sign * x / norm) as f32));
     }
     v
 }
@@ -264,7 +308,10 @@ pub fn symmetric_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let mut v = Array2::<f64>::eye(n);
     let total: f64 = a.iter().map(|x| x * x).sum::<f64>().max(1e-300);
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[[i, j]].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[[i, j]].powi(2))
+            .sum();
         if off <= 1e-26 * total {
             break;
         }

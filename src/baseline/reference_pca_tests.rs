@@ -40,12 +40,19 @@ fn jacobi_reconstructs() {
 fn randomized_svd_matches_exact() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let (n, p) = (120, 25);
-    let a = Array2::<f32>::from_shape_fn((n, p), |(i, j)| ((i * j) % 7) as f32 * 0.3 + rng.gen_range(-1.0f32..1.0));
+    let a = Array2::<f32>::from_shape_fn((n, p), |(i, j)| {
+        ((i * j) % 7) as f32 * 0.3 + rng.gen_range(-1.0f32..1.0)
+    });
     let v = truncated_svd_right(a.view(), 5, 10, 8, 1);
     let a64 = a.mapv(|x| x as f64);
     let (_, exact) = symmetric_eigen(a64.t().dot(&a64));
     for c in 0..5 {
-        let dot: f64 = v.column(c).iter().zip(exact.column(c).iter()).map(|(&x, &y)| x as f64 * y).sum();
+        let dot: f64 = v
+            .column(c)
+            .iter()
+            .zip(exact.column(c).iter())
+            .map(|(&x, &y)| x as f64 * y)
+            .sum();
         assert!(dot.abs() > 0.999, "component {c}: |cos| = {}", dot.abs());
     }
 }
@@ -67,7 +74,10 @@ fn log_normalize_counts_only() {
 fn projection_of_reference_matches_embeddings() {
     let d = counts(90, 40, 7);
     let ds = dataset(&d, ValueKind::Counts);
-    let params = ReferencePcaParams { n_pcs: 5, ..Default::default() };
+    let params = ReferencePcaParams {
+        n_pcs: 5,
+        ..Default::default()
+    };
     let fitted = params.fit(&ds).unwrap();
     let proj = fitted.project(&ds).unwrap();
     for (x, y) in proj.iter().zip(fitted.embeddings().iter()) {
@@ -86,7 +96,12 @@ fn projection_of_reference_matches_embeddings() {
 fn missing_feature_is_an_error() {
     let d = counts(60, 12, 8);
     let ds = dataset(&d, ValueKind::Counts);
-    let fitted = ReferencePcaParams { n_pcs: 3, ..Default::default() }.fit(&ds).unwrap();
+    let fitted = ReferencePcaParams {
+        n_pcs: 3,
+        ..Default::default()
+    }
+    .fit(&ds)
+    .unwrap();
     let mut query = ds.select_genes(&(0..11).collect::<Vec<_>>());
     query.source = "query.h5ad".into();
     let err = fitted.project(&query).unwrap_err().to_string();

@@ -9,7 +9,12 @@ use rand_distr::{Distribution, Poisson};
 /// `n_per_class` cells of each of `n_classes` types over `n_genes` genes: Poisson counts
 /// with a base rate, and 8 marker genes per class at a 6× higher rate. Labels are stored
 /// in obs column `label` and returned.
-pub fn clustered_counts(n_per_class: usize, n_classes: usize, n_genes: usize, seed: u64) -> (Dataset, Labels) {
+pub fn clustered_counts(
+    n_per_class: usize,
+    n_classes: usize,
+    n_genes: usize,
+    seed: u64,
+) -> (Dataset, Labels) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = n_per_class * n_classes;
     let mut dense = Array2::<f32>::zeros((n, n_genes));

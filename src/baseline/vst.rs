@@ -43,7 +43,11 @@ pub fn column_mean_var(x: &CsrMatrix) -> (Vec<f64>, Vec<f64>) {
 pub fn vst_select(x: &CsrMatrix, n_features: usize, span: f64, source: &str) -> Result<Vec<usize>> {
     let n_cells = x.n_rows();
     if n_cells < 2 {
-        return Err(Error::invalid(source, "X", format!("vst needs at least 2 reference cells, got {n_cells}")));
+        return Err(Error::invalid(
+            source,
+            "X",
+            format!("vst needs at least 2 reference cells, got {n_cells}"),
+        ));
     }
     let std_var = vst_standardized_variance(x, span)?;
     let mut order: Vec<usize> = (0..x.n_cols()).collect();
@@ -55,7 +59,10 @@ pub fn vst_select(x: &CsrMatrix, n_features: usize, span: f64, source: &str) -> 
 /// The vst standardised variance of every gene (0 for constant genes).
 pub fn vst_standardized_variance(x: &CsrMatrix, span: f64) -> Result<Vec<f64>> {
     if !(span > 0.0 && span <= 1.0) {
-        return Err(Error::param("loess_span", format!("must be in (0, 1], got {span}")));
+        return Err(Error::param(
+            "loess_span",
+            format!("must be in (0, 1], got {span}"),
+        ));
     }
     let n = x.n_rows() as f64;
     let (mean, var) = column_mean_var(x);
@@ -135,7 +142,11 @@ fn local_quadratic(xs: &[f64], ys: &[f64], lo: usize, hi: usize, x0: f64, h: f64
     for k in lo..hi {
         let d = if h > 0.0 { (xs[k] - x0) / h } else { 0.0 };
         let a = d.abs();
-        let w = if a < 1.0 { (1.0 - a * a * a).powi(3) } else { 0.0 };
+        let w = if a < 1.0 {
+            (1.0 - a * a * a).powi(3)
+        } else {
+            0.0
+        };
         if w == 0.0 {
             continue;
         }
