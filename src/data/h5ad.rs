@@ -58,3 +58,6 @@ pub fn validate(ds: &Dataset, expect: ValueKind) -> Result<()> {
     }
     ds.check_no_empty_cells()
 }
+
+#[cfg(test)]
+mod tests;
