@@ -17,9 +17,11 @@
 //! with an explicit RNG; [`TieMode::Left`] is scGPT's deterministic `side="one"` (the left
 //! digit).
 //!
-//! Edges are computed in `f64` from the `f32` values exactly as numpy does for a float32
-//! row (virtual index `n·q + (1 − q) − 1`, numpy's two-sided `_lerp`), so hand-computed
-//! numpy results are reproduced bit for bit (see the tests).
+//! Edges are computed in `f64` from the `f32` values as numpy does for a float32 row
+//! (numpy's two-sided `_lerp`), so hand-computed numpy results are reproduced bit for bit
+//! (see the tests). One deliberate difference: the quantile position is computed exactly
+//! (see [`quantile_edges`]), where numpy's floating-point position can create spurious
+//! near-ties that depend on the scale of the data.
 //!
 //! Invariance: the edges are quantiles of the cell's own values, so multiplying a cell by a
 //! positive constant or applying any strictly increasing map `f` with `f(0) = 0` to its
@@ -125,37 +127,33 @@ impl BinningTokenizer {
 }
 
 /// `np.quantile(sorted, np.linspace(0, 1, n_edges))` with numpy's default (linear)
-/// method, evaluated the way numpy evaluates it so results agree to the last bit.
-pub(crate) fn quantile_edges(sorted: &[f64], n_edges: usize) -> Vec<f64> {
+/// method. The position of quantile `i` is `i·(n − 1)/(n_edges − 1)`, computed exactly in
+/// integers; numpy computes it in floating point (`n·q + (1 − q) − 1`), which can land an
+/// ulp off an integer (4.999999999999999 for n = 8, q = 35/49) and put the edge a hair
+/// below a data value instead of on it. Whether the rounded edge still equals the value
+/// then depends on the scale of the data, and with it the tie range of that value. The
+/// exact position keeps binning invariant to scaling; left digits are unaffected. Interpolation uses numpy's two-sided `_lerp`, so
+/// interpolated edges agree with numpy to the last bit.
+pub fn quantile_edges(sorted: &[f64], n_edges: usize) -> Vec<f64> {
     let n = sorted.len();
     if n == 0 || n_edges == 0 {
         return Vec::new();
     }
-    let last = n - 1;
-    let step = if n_edges > 1 {
-        1.0 / (n_edges - 1) as f64
-    } else {
-        0.0
-    };
+    if n_edges == 1 {
+        // np.linspace(0, 1, 1) = [0]: the minimum.
+        return vec![sorted[0]];
+    }
+    let denom = (n_edges - 1) as u128;
     (0..n_edges)
         .map(|i| {
-            // np.linspace: i * step, with the endpoint set exactly to 1.
-            let q = if n_edges > 1 && i == n_edges - 1 {
-                1.0
-            } else {
-                i as f64 * step
-            };
-            // numpy _compute_virtual_index(n, q, alpha=1, beta=1).
-            let virtual_index = (n as f64 * q + (1.0 + q * (1.0 - 1.0 - 1.0))) - 1.0;
-            if virtual_index >= last as f64 {
-                return sorted[last];
+            let pos = i as u128 * (n - 1) as u128;
+            let lo = (pos / denom) as usize;
+            let rem = pos % denom;
+            if rem == 0 {
+                return sorted[lo];
             }
-            if virtual_index < 0.0 {
-                return sorted[0];
-            }
-            let lo = virtual_index.floor();
-            let gamma = virtual_index - lo;
-            let (a, b) = (sorted[lo as usize], sorted[lo as usize + 1]);
+            let gamma = rem as f64 / denom as f64;
+            let (a, b) = (sorted[lo], sorted[lo + 1]);
             // numpy _lerp: a + (b−a)·t, or b − (b−a)·(1−t) when t >= 0.5.
             let diff = b - a;
             if gamma >= 0.5 {

@@ -36,7 +36,7 @@ pub mod stats;
 use super::{cell_rng, BinningTokenizer, FittedRank};
 use crate::data::{CsrMatrix, ValueKind};
 use crate::error::Result;
-use crate::perturb::GaussianNoise;
+use crate::perturb::{GaussianNoise, Perturbed};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -355,23 +355,24 @@ pub fn compare_views(clean: &[TokenView], noisy: &[TokenView]) -> (f64, Option<f
     (change, stats::kendall_tau_b(&a, &b))
 }
 
-/// Apply `noise` to `x` (seeded) and measure how the perturbed cells' tokens change.
-/// Both sides use the same tokenizer state and per-cell RNGs.
+/// Measure how the perturbed cells' tokens change: `clean` is the matrix before noise,
+/// `perturbed` the result of `noise` applied to it. Both sides use the same tokenizer
+/// state and per-cell RNGs.
 pub fn noise_info(
-    x: &CsrMatrix,
+    clean: &CsrMatrix,
+    perturbed: &Perturbed,
     kind: ValueKind,
     tok: InfoTokenizer,
     noise: &GaussianNoise,
     seed: u64,
 ) -> Result<NoiseInfo> {
-    let perturbed = noise.apply(x, kind, seed)?;
     let per_cell: Vec<NoiseCellInfo> = perturbed
         .perturbed_cells
         .par_iter()
         .map(|&r| {
-            let clean = cell_view(x, r, kind, tok, seed)?;
-            let noisy = cell_view(&perturbed.x, r, kind, tok, seed)?;
-            let (token_change_fraction, kendall_tau) = compare_views(&clean, &noisy);
+            let before = cell_view(clean, r, kind, tok, seed)?;
+            let after = cell_view(&perturbed.x, r, kind, tok, seed)?;
+            let (token_change_fraction, kendall_tau) = compare_views(&before, &after);
             Ok(NoiseCellInfo {
                 cell: r,
                 token_change_fraction,
@@ -479,12 +480,21 @@ mod tests {
         let x = data().select_rows(&[0, 1, 0, 1]);
         let b = BinningTokenizer::default();
         let noise = GaussianNoise::new(0.5, 1.0);
-        let a = noise_info(&x, ValueKind::Counts, InfoTokenizer::Binning(&b), &noise, 4).unwrap();
+        let run = || {
+            let p = noise.apply(&x, ValueKind::Counts, 4).unwrap();
+            noise_info(
+                &x,
+                &p,
+                ValueKind::Counts,
+                InfoTokenizer::Binning(&b),
+                &noise,
+                4,
+            )
+            .unwrap()
+        };
+        let a = run();
         assert_eq!(a.n_perturbed, 2);
         assert!(a.token_change_fraction > 0.0 && a.token_change_fraction <= 1.0);
-        assert_eq!(
-            a,
-            noise_info(&x, ValueKind::Counts, InfoTokenizer::Binning(&b), &noise, 4).unwrap()
-        );
+        assert_eq!(a, run());
     }
 }
