@@ -37,9 +37,10 @@ pub struct ReferencePcaParams {
     pub loess_span: f64,
     /// Upper clip of scaled values, defaults to 10.
     pub scale_max: f32,
-    /// Extra random directions in the subspace iteration, defaults to 20.
+    /// Extra random directions in the subspace iteration, defaults to 30.
     pub oversampling: usize,
-    /// Power iterations of the subspace iteration, defaults to 10.
+    /// Power iterations of the subspace iteration, defaults to 20 (enough for the 30th PC
+    /// to converge on the shared data sets: results no longer depend on the seed).
     pub power_iterations: usize,
     /// Seed of the random start, defaults to 42.
     pub seed: u64,
@@ -53,8 +54,8 @@ impl Default for ReferencePcaParams {
             scale_factor: 1e4,
             loess_span: 0.3,
             scale_max: 10.0,
-            oversampling: 20,
-            power_iterations: 10,
+            oversampling: 30,
+            power_iterations: 20,
             seed: 42,
         }
     }

@@ -3,3 +3,4 @@
 //! to stdout as one object, human text to stderr.
 
 pub mod tokenize_info;
+pub mod transfer;

@@ -80,7 +80,9 @@ impl DatasetSpec {
     /// The data set's name in results.
     pub fn name(&self) -> &str {
         match self {
-            DatasetSpec::Simulated { name, .. } | DatasetSpec::Shared { name, .. } | DatasetSpec::H5ad { name, .. } => name,
+            DatasetSpec::Simulated { name, .. }
+            | DatasetSpec::Shared { name, .. }
+            | DatasetSpec::H5ad { name, .. } => name,
         }
     }
 }
@@ -130,7 +132,12 @@ pub struct NoiseCondition {
 impl NoiseCondition {
     /// The clean condition.
     pub fn clean() -> Self {
-        Self { fraction: 0.0, sigma: 0.0, target: NoiseTarget::Query, perturb_zeros: true }
+        Self {
+            fraction: 0.0,
+            sigma: 0.0,
+            target: NoiseTarget::Query,
+            perturb_zeros: true,
+        }
     }
 
     /// True for the clean condition.
@@ -150,7 +157,14 @@ impl NoiseCondition {
 }
 
 /// The six methods the runner knows.
-pub const KNOWN_METHODS: [&str; 6] = ["seurat", "logistic", "knn", "scgpt", "geneformer", "scmamba2"];
+pub const KNOWN_METHODS: [&str; 6] = [
+    "seurat",
+    "logistic",
+    "knn",
+    "scgpt",
+    "geneformer",
+    "scmamba2",
+];
 
 impl StudyConfig {
     /// Read the `[study]` section of a profile file and validate it.
@@ -184,7 +198,10 @@ impl StudyConfig {
             return Err(Error::param("study.seeds", "needs at least one seed"));
         }
         if self.datasets.is_empty() {
-            return Err(Error::param("study.datasets", "needs at least one data set"));
+            return Err(Error::param(
+                "study.datasets",
+                "needs at least one data set",
+            ));
         }
         for m in &self.methods {
             if !KNOWN_METHODS.contains(&m.as_str()) {
@@ -197,14 +214,23 @@ impl StudyConfig {
         let mut names: Vec<&str> = self.datasets.iter().map(|d| d.name()).collect();
         names.sort();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::param("study.datasets", "data set names must be unique"));
+            return Err(Error::param(
+                "study.datasets",
+                "data set names must be unique",
+            ));
         }
         for p in &self.perturbations {
             if p.fractions.iter().any(|f| !(0.0..=1.0).contains(f)) {
-                return Err(Error::param("study.perturbations.fractions", "each fraction must lie in [0, 1]"));
+                return Err(Error::param(
+                    "study.perturbations.fractions",
+                    "each fraction must lie in [0, 1]",
+                ));
             }
             if p.sigmas.iter().any(|s| !s.is_finite() || *s < 0.0) {
-                return Err(Error::param("study.perturbations.sigmas", "each sigma must be finite and >= 0"));
+                return Err(Error::param(
+                    "study.perturbations.sigmas",
+                    "each sigma must be finite and >= 0",
+                ));
             }
         }
         Ok(())
@@ -217,7 +243,12 @@ impl StudyConfig {
         for p in &self.perturbations {
             for &fraction in &p.fractions {
                 for &sigma in &p.sigmas {
-                    let c = NoiseCondition { fraction, sigma, target: p.target, perturb_zeros: p.perturb_zeros };
+                    let c = NoiseCondition {
+                        fraction,
+                        sigma,
+                        target: p.target,
+                        perturb_zeros: p.perturb_zeros,
+                    };
                     if !c.is_clean() && !out.contains(&c) {
                         out.push(c);
                     }
