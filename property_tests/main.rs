@@ -1,1 +1,2 @@
 //! Property tests (proptest). Strategies live in `strategies`.
+mod mamba;
