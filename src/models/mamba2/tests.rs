@@ -1,7 +1,7 @@
 //! Unit tests of the bidirectional Mamba-2 encoder (the scan has its own in `ssd.rs`).
 
 use super::*;
-use candle_core::{Device, Var};
+use candle_core::{DType, Device, Var};
 use candle_nn::{Optimizer, VarMap};
 use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
