@@ -21,13 +21,15 @@
 //! candle-nn 0.11's fused `rms_norm`/`softmax` have no backward; RMSNorm, softplus and
 //! the causal depthwise conv are therefore written here from differentiable primitives.
 
+mod seeded;
 mod ssd;
 
+pub use seeded::seeded_var_builder;
 pub use ssd::{ssd_chunked, ssd_sequential};
 
 use std::sync::Mutex;
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, Linear, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,77 +1,13 @@
 //! Unit tests of the bidirectional Mamba-2 encoder (the scan has its own in `ssd.rs`).
 
 use super::*;
-use candle_core::{Device, Var};
-use candle_nn::var_builder::SimpleBackend;
+use candle_core::{DType, Device, Var};
 use candle_nn::{Optimizer, VarMap};
 use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
 
-/// A VarMap-backed VarBuilder whose initial values come from a seeded ChaCha8 RNG
-/// (candle's own CPU RNG cannot be seeded). Kaiming hints become N(0, 1/fan_in).
-struct SeededBackend {
-    map: VarMap,
-    rng: Mutex<ChaCha8Rng>,
-}
-
-impl SimpleBackend for SeededBackend {
-    fn get(
-        &self,
-        s: candle_core::Shape,
-        name: &str,
-        h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Tensor> {
-        let mut data = self.map.data().lock().expect("var map lock");
-        if let Some(var) = data.get(name) {
-            return Ok(var.as_tensor().clone());
-        }
-        let mut rng = self.rng.lock().expect("rng lock");
-        let count = s.elem_count();
-        let fan_in: usize = s.dims().iter().skip(1).product::<usize>().max(1);
-        let values: Vec<f32> = match h {
-            Init::Const(v) => vec![v as f32; count],
-            Init::Uniform { lo, up } => (0..count).map(|_| rng.gen_range(lo..up) as f32).collect(),
-            Init::Randn { mean, stdev } => {
-                let normal = Normal::new(mean, stdev).map_err(candle_core::Error::wrap)?;
-                (0..count)
-                    .map(|_| normal.sample(&mut *rng) as f32)
-                    .collect()
-            }
-            Init::Kaiming { .. } => {
-                let normal = Normal::new(0.0, 1.0 / (fan_in as f64).sqrt())
-                    .map_err(candle_core::Error::wrap)?;
-                (0..count)
-                    .map(|_| normal.sample(&mut *rng) as f32)
-                    .collect()
-            }
-        };
-        let var = Var::from_tensor(&Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?)?;
-        let tensor = var.as_tensor().clone();
-        data.insert(name.to_string(), var);
-        Ok(tensor)
-    }
-
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> Result<Tensor> {
-        candle_core::bail!("get_unchecked({name}) is not supported by the seeded test backend")
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.map
-            .data()
-            .lock()
-            .map(|d| d.contains_key(name))
-            .unwrap_or(false)
-    }
-}
-
 fn seeded_vb(map: &VarMap, seed: u64) -> VarBuilder<'static> {
-    let backend = SeededBackend {
-        map: map.clone(),
-        rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
-    };
-    VarBuilder::from_backend(Box::new(backend), DType::F32, Device::Cpu)
+    seeded_var_builder(map, seed, DType::F32, &Device::Cpu)
 }
 
 fn tiny_cfg() -> Mamba2Config {
