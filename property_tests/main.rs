@@ -1,1 +1,4 @@
 //! Property tests (proptest). Strategies live in `strategies`.
+
+mod metrics;
+mod strategies;

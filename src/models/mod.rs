@@ -14,6 +14,7 @@ pub mod fit;
 pub mod geneformer;
 pub mod heads;
 pub mod layers;
+pub mod mamba2;
 pub mod optim;
 pub mod params;
 pub mod pretrain;

@@ -1,7 +1,7 @@
 //! The study's claims, evaluated on our grid: paired differences between methods (same
 //! data set, seed and noise condition), their mean with a 95% t-interval, and a verdict.
 
-use crate::eval::metrics::summarize_over_seeds;
+use crate::eval::summarize_over_seeds;
 use crate::study::runner::RunRecord;
 use serde::Serialize;
 
@@ -72,15 +72,25 @@ fn summarize(claim: &str, published: f64, diffs: &[f64], detail: String) -> Clai
             detail,
         };
     }
-    let s = summarize_over_seeds(diffs);
-    let ci = Some(s.ci95);
+    let Ok(s) = summarize_over_seeds(diffs) else {
+        return ClaimResult {
+            claim: claim.into(),
+            published_pp: published,
+            measured_pp: None,
+            ci95_pp: None,
+            n: diffs.len(),
+            verdict: "not evaluated (non-finite values)".into(),
+            detail,
+        };
+    };
+    let ci = if s.n > 1 { Some(s.ci95) } else { None };
     ClaimResult {
         claim: claim.into(),
         published_pp: published,
         measured_pp: Some(s.mean),
         ci95_pp: ci,
         n: s.n,
-        verdict: verdict(published, ci, s.n),
+        verdict: if s.n < 2 { "not evaluated (one unit: no interval)".into() } else { verdict(published, ci, s.n) },
         detail,
     }
 }

@@ -2,7 +2,7 @@
 //! the noise table, the claims next to our measurements, the figures and provenance.
 
 use crate::error::Result;
-use crate::eval::metrics::summarize_over_seeds;
+use crate::eval::summarize_over_seeds;
 use crate::study::claims::{evaluate_claims, pretty, ClaimResult};
 use crate::study::runner::RunRecord;
 use crate::study::write_atomic;
@@ -60,8 +60,10 @@ fn cell(values: &[(f64, (f64, f64))]) -> String {
         1 => format!("{:.3} [{:.3}, {:.3}]ᵇ", values[0].0, values[0].1 .0, values[0].1 .1),
         _ => {
             let v: Vec<f64> = values.iter().map(|x| x.0).collect();
-            let s = summarize_over_seeds(&v);
-            format!("{:.3} ± {:.3} [{:.3}, {:.3}]", s.mean, s.sd, s.ci95.0, s.ci95.1)
+            match summarize_over_seeds(&v) {
+                Ok(s) => format!("{:.3} ± {:.3} [{:.3}, {:.3}]", s.mean, s.sd, s.ci95.0, s.ci95.1),
+                Err(_) => "–".into(),
+            }
         }
     }
 }
@@ -168,11 +170,10 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
                     let drop = if drops.is_empty() {
                         "–".to_string()
                     } else {
-                        let sm = summarize_over_seeds(&drops);
-                        if sm.n > 1 {
-                            format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1)
-                        } else {
-                            format!("{:.1}", sm.mean)
+                        match summarize_over_seeds(&drops) {
+                            Ok(sm) if sm.n > 1 => format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1),
+                            Ok(sm) => format!("{:.1}", sm.mean),
+                            Err(_) => "–".into(),
                         }
                     };
                     let _ = writeln!(s, "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |", pretty(&m), c.fraction, c.sigma, c.target, c.perturb_zeros, cell(&acc));

@@ -5,7 +5,7 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::metrics::{bootstrap_ci, evaluate, ClassificationReport, Metric};
+use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
 use crate::eval::Prediction;
 use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
 use crate::study::methods::{run_method, MethodContext};
@@ -168,10 +168,10 @@ fn score(
     bootstrap: usize,
 ) -> Result<RunRecord> {
     let predicted: Vec<String> = (0..pred.predicted.len()).map(|i| pred.label(i).to_string()).collect();
-    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes);
+    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes)?;
     let boot_seed = seed ^ 0x5eed_b007;
-    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed);
-    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed);
+    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed)?;
+    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed)?;
     Ok(RunRecord {
         key: key.to_string(),
         dataset: task.name.clone(),
