@@ -249,7 +249,7 @@ mod tests {
     fn loss_decreases_on_toy_task() {
         let mut cfg = smoke_config();
         cfg.train.lr = 1e-3;
-        cfg.train.finetune_steps = 100;
+        cfg.train.finetune_steps = 200;
         let data = toy_data();
         for kind in [ModelKind::ScGpt, ModelKind::Geneformer] {
             let opts = FitOptions {

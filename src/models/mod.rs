@@ -197,3 +197,27 @@ pub fn build_pretrain_head(
         _ => pretrain::PretrainHead::Values(heads::ExprDecoder::new(d_model, vb)?),
     })
 }
+
+/// Trainable parameters of each model's classifier (encoder + classification head with
+/// `n_classes` outputs) for the sizes in `cfg` and the tables of `shape`. Builds each model
+/// on the CPU once.
+pub fn param_counts(
+    cfg: &TrainConfig,
+    shape: DataShape,
+    n_classes: usize,
+) -> Result<Vec<(ModelKind, usize)>> {
+    ModelKind::ALL
+        .iter()
+        .map(|&kind| {
+            let store = params::ParamStore::new(0, &Device::Cpu);
+            let encoder = build_encoder(kind, &cfg.models, shape, store.vb())?;
+            heads::ClsDecoder::new(
+                encoder.d_model(),
+                cfg.train.n_layers_cls,
+                n_classes,
+                store.vb().pp("cls_head"),
+            )?;
+            Ok((kind, store.n_params()?))
+        })
+        .collect()
+}

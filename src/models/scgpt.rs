@@ -3,7 +3,7 @@
 //!
 //! Input: gene tokens plus the expression bin of each gene as a float
 //! (`input_emb_style="continuous"`). Embedding = `GeneEncoder(gene)` (Embedding → LayerNorm)
-//! + `ContinuousValueEncoder(value)` (clamp ≤ `max_value` → Linear(1,d) → ReLU → Linear →
+//! plus `ContinuousValueEncoder(value)` (clamp ≤ `max_value` → Linear(1,d) → ReLU → Linear →
 //! LayerNorm → dropout), summed, **no positional encoding** (a cell is a set of genes).
 //! Encoder: PyTorch `nn.TransformerEncoderLayer` as scGPT builds it, i.e. **post-norm**
 //! with ReLU (`pre_norm = false` by default; pre-norm is an option). The `<cls>` token's
