@@ -30,7 +30,7 @@ pub use crate::eval::intervals::{
 };
 
 /// Row = true class, column = predicted class, both indexing `classes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ConfusionMatrix {
     /// Class names, in the order of rows and columns.
     pub classes: Vec<String>,
@@ -65,7 +65,7 @@ impl ConfusionMatrix {
 }
 
 /// Scores of one class.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ClassMetrics {
     /// Class name.
     pub class: String,
@@ -86,7 +86,7 @@ pub struct ClassMetrics {
 }
 
 /// All scores of one method on one query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ClassificationReport {
     /// Scored query cells (cells with an unknown true class are not counted).
     pub n_cells: usize,
