@@ -86,12 +86,12 @@ pub struct TransferResult {
     pub warnings: Vec<String>,
 }
 
+/// Kept reference rows, class names, class index per kept row, warnings.
+pub type LabelledRows = (Vec<usize>, Vec<String>, Vec<usize>, Vec<String>);
+
 /// Reference cells that have a label, the classes present (in `labels` order) and each
 /// kept cell's class index. Errors when fewer than two classes are present.
-pub fn labelled_reference(
-    reference: &Dataset,
-    labels: &Labels,
-) -> Result<(Vec<usize>, Vec<String>, Vec<usize>, Vec<String>)> {
+pub fn labelled_reference(reference: &Dataset, labels: &Labels) -> Result<LabelledRows> {
     if labels.len() != reference.n_obs() {
         return Err(Error::invalid(
             &reference.source,

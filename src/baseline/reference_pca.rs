@@ -260,8 +260,8 @@ pub fn truncated_svd_right(
     let b = q.t().dot(&a).mapv(|v| v as f64);
     let (values, vectors) = symmetric_eigen(b.dot(&b.t()));
     let mut v = Array2::<f32>::zeros((p, k));
-    for c in 0..k {
-        let sigma = values[c].max(0.0).sqrt();
+    for (c, &value) in values.iter().enumerate().take(k) {
+        let sigma = value.max(0.0).sqrt();
         let col = b.t().dot(&vectors.column(c));
         let norm = if sigma > 0.0 {
             sigma

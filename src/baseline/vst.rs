@@ -177,8 +177,9 @@ fn solve3(mut m: [[f64; 3]; 3], mut r: [f64; 3]) -> Option<[f64; 3]> {
         r.swap(col, piv);
         for row in col + 1..3 {
             let f = m[row][col] / m[col][col];
-            for c in col..3 {
-                m[row][c] -= f * m[col][c];
+            let pivot_row = m[col];
+            for (c, v) in m[row].iter_mut().enumerate().skip(col) {
+                *v -= f * pivot_row[c];
             }
             r[row] -= f * r[col];
         }

@@ -173,8 +173,8 @@ pub fn run(args: TransferArgs) -> Result<()> {
     }
     if let Some(path) = &args.out {
         let mut csv = String::from("cell_id,true_label,predicted_label,score\n");
-        for i in 0..query.n_obs() {
-            let t = truth[i].as_deref().unwrap_or("");
+        for (i, t) in truth.iter().enumerate() {
+            let t = t.as_deref().unwrap_or("");
             csv.push_str(&format!(
                 "{},{},{},{}\n",
                 quote(&query.cell_ids[i]),
