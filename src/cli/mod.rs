@@ -3,4 +3,5 @@
 //! to stdout as one object, human text to stderr.
 
 pub mod tokenize_info;
+pub mod train;
 pub mod transfer;

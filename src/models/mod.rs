@@ -17,6 +17,7 @@ pub mod layers;
 pub mod mamba2;
 pub mod optim;
 pub mod params;
+pub mod pipeline;
 pub mod pretrain;
 pub mod scgpt;
 pub mod scmamba2;
@@ -25,6 +26,7 @@ mod toy;
 pub mod trainer;
 
 pub use config::{ModelsConfig, TrainConfig};
+pub use pipeline::{train_and_predict, train_and_predict_many, PipelineOptions, TrainOutcome};
 
 use crate::error::{Error, Result};
 use crate::tokenize::collate::Batch;

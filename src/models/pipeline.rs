@@ -13,8 +13,8 @@ use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::tokenize::{
-    collate, tokenize_binned, tokenize_rank, Batch, BinningTokenizer, CollateSpec, GeneVocab, RankTokenizerParams,
-    SelectionMode, SequenceSelection, TieMode, TokenizedCell, N_SPECIAL,
+    collate, tokenize_binned, tokenize_rank, Batch, BinningTokenizer, CollateSpec, GeneVocab,
+    RankTokenizerParams, SelectionMode, SequenceSelection, TieMode, TokenizedCell, N_SPECIAL,
 };
 use serde::Serialize;
 use std::path::Path;
@@ -68,7 +68,15 @@ pub fn train_and_predict(
         progress,
         ..Default::default()
     };
-    let (outcome, _) = train_and_predict_many(kind, cfg, reference, reference_labels, std::slice::from_ref(query), seed, &opts)?;
+    let (outcome, _) = train_and_predict_many(
+        kind,
+        cfg,
+        reference,
+        reference_labels,
+        std::slice::from_ref(query),
+        seed,
+        &opts,
+    )?;
     Ok(outcome)
 }
 
@@ -98,11 +106,19 @@ pub fn train_and_predict_many(
     let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
     let tokenizer = Tokenizer::new(kind, cfg, reference, &train_rows)?;
     let ref_cells = tokenizer.tokenize(reference, &column_ids, seed)?;
-    let codes: Vec<u32> = reference_labels.codes.iter().map(|c| c.unwrap_or(0) as u32).collect();
+    let codes: Vec<u32> = reference_labels
+        .codes
+        .iter()
+        .map(|c| c.unwrap_or(0) as u32)
+        .collect();
     let gather = |rows: &[usize], labelled: bool| -> Result<Batch> {
         let cells: Vec<&TokenizedCell> = rows.iter().map(|&r| &ref_cells[r]).collect();
         let labels: Vec<u32> = rows.iter().map(|&r| codes[r]).collect();
-        collate(&cells, labelled.then_some(labels.as_slice()), &tokenizer.spec)
+        collate(
+            &cells,
+            labelled.then_some(labels.as_slice()),
+            &tokenizer.spec,
+        )
     };
     let data = FitData {
         pretrain: gather(&train_rows, false)?,
@@ -126,10 +142,17 @@ pub fn train_and_predict_many(
     let mut predictions = Vec::with_capacity(queries.len());
     for (qi, query) in queries.iter().enumerate() {
         // A query-specific seed so binning ties / gene subsets do not mirror the reference's.
-        let cells = tokenizer.tokenize(query, &column_ids, super::trainer::step_seed(seed, "query", qi))?;
+        let cells = tokenizer.tokenize(
+            query,
+            &column_ids,
+            super::trainer::step_seed(seed, "query", qi),
+        )?;
         let refs: Vec<&TokenizedCell> = cells.iter().collect();
         let batch = collate(&refs, None, &tokenizer.spec)?;
-        let (predicted, scores) = fitted.classifier.predict(&batch, p.batch_size.max(64), &device)?;
+        let (predicted, scores) =
+            fitted
+                .classifier
+                .predict(&batch, p.batch_size.max(64), &device)?;
         predictions.push(Prediction {
             classes: reference_labels.classes.clone(),
             predicted,
@@ -177,15 +200,27 @@ fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Re
 }
 
 /// Stratified training / validation rows of the labelled reference cells.
-fn split_reference(labels: &Labels, val_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-    let labelled: Vec<usize> = (0..labels.len()).filter(|&i| labels.codes[i].is_some()).collect();
+fn split_reference(
+    labels: &Labels,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let labelled: Vec<usize> = (0..labels.len())
+        .filter(|&i| labels.codes[i].is_some())
+        .collect();
     if labelled.is_empty() {
-        return Err(Error::Incompatible("the reference has no labelled cell".into()));
+        return Err(Error::Incompatible(
+            "the reference has no labelled cell".into(),
+        ));
     }
     if val_fraction <= 0.0 {
         return Ok((labelled, Vec::new()));
     }
-    crate::data::split::split_stratified(labels, 1.0 - val_fraction, super::trainer::step_seed(seed, "validation", 0))
+    crate::data::split::split_stratified(
+        labels,
+        1.0 - val_fraction,
+        super::trainer::step_seed(seed, "validation", 0),
+    )
 }
 
 /// The tokenizer of a model kind, fitted on reference training cells where it learns.
@@ -200,13 +235,22 @@ enum Tokenization {
 }
 
 impl Tokenizer {
-    fn new(kind: ModelKind, cfg: &TrainConfig, reference: &Dataset, train_rows: &[usize]) -> Result<Self> {
+    fn new(
+        kind: ModelKind,
+        cfg: &TrainConfig,
+        reference: &Dataset,
+        train_rows: &[usize],
+    ) -> Result<Self> {
         let max_len = cfg.train.max_seq_len;
         if kind.uses_bins() {
             let spec = CollateSpec::scgpt(max_len);
-            let selection = SequenceSelection::limit(spec.max_genes(), SelectionMode::RandomSubsample);
+            let selection =
+                SequenceSelection::limit(spec.max_genes(), SelectionMode::RandomSubsample);
             Ok(Self {
-                kind: Tokenization::Binned(BinningTokenizer::new(cfg.train.n_bins, TieMode::Random)?, selection),
+                kind: Tokenization::Binned(
+                    BinningTokenizer::new(cfg.train.n_bins, TieMode::Random)?,
+                    selection,
+                ),
                 spec,
             })
         } else {

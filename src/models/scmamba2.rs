@@ -3,6 +3,12 @@
 //! 10.1101/2024.09.30.615775): scGPT's binned input and gene + value embedding
 //! ([`GeneValueEmbedding`]) followed by bidirectional Mamba-2 blocks instead of attention.
 
+use super::layers::DropoutRng;
+use super::mamba2::{BiMamba2Encoder, Mamba2Config};
+use super::scgpt::GeneValueEmbedding;
+use super::{CellEncoder, ModelInput};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 /// Architecture of the SC-MAMBA2-like encoder.
@@ -37,26 +43,64 @@ fn default_max_value() -> f32 {
     512.0
 }
 
-/// The SC-MAMBA2-like encoder (placeholder until the Mamba-2 block lands).
-pub struct ScMamba2;
-
-impl ScMamba2 {
-    /// Not available yet.
-    pub fn new(_cfg: &ScMamba2Config, _vb: candle_nn::VarBuilder) -> candle_core::Result<Self> {
-        candle_core::bail!("the SC-MAMBA2-like model needs src/models/mamba2.rs")
+impl ScMamba2Config {
+    /// The sizes of the Mamba-2 stack.
+    pub fn mamba(&self) -> Mamba2Config {
+        Mamba2Config {
+            d_model: self.d_model,
+            n_layers: self.n_layers,
+            d_state: self.d_state,
+            headdim: self.headdim,
+            expand: self.expand,
+            d_conv: self.d_conv,
+            chunk_size: self.chunk_size,
+        }
     }
 }
 
-impl super::CellEncoder for ScMamba2 {
-    fn forward_t(
-        &self,
-        _input: &super::ModelInput,
-        _train: bool,
-    ) -> candle_core::Result<candle_core::Tensor> {
-        candle_core::bail!("the SC-MAMBA2-like model needs src/models/mamba2.rs")
+/// The SC-MAMBA2-like encoder: [`GeneValueEmbedding`] → [`BiMamba2Encoder`]. The
+/// `<cls>` token sits first; the backward direction carries the whole cell into it.
+pub struct ScMamba2 {
+    embedding: GeneValueEmbedding,
+    encoder: BiMamba2Encoder,
+    d_model: usize,
+    rng: DropoutRng,
+}
+
+impl ScMamba2 {
+    /// Build under `vb` (`embedding.*`, `encoder.layers.{i}.{norm,fwd,bwd}`, `encoder.norm_f`).
+    pub fn new(cfg: &ScMamba2Config, vb: VarBuilder) -> Result<Self> {
+        let rng = DropoutRng::new(0);
+        Ok(Self {
+            embedding: GeneValueEmbedding::new(
+                cfg.vocab_size,
+                cfg.d_model,
+                cfg.dropout,
+                cfg.max_value,
+                &rng,
+                vb.pp("embedding"),
+            )?,
+            encoder: BiMamba2Encoder::new(&cfg.mamba(), vb.pp("encoder"))?
+                .with_dropout(cfg.dropout, 0)?,
+            d_model: cfg.d_model,
+            rng,
+        })
     }
+}
+
+impl CellEncoder for ScMamba2 {
+    fn forward_t(&self, input: &ModelInput, train: bool) -> Result<Tensor> {
+        let x = self.embedding.forward_t(input, train)?;
+        self.encoder.forward_t(&x, &input.mask, train)
+    }
+
     fn d_model(&self) -> usize {
-        0
+        self.d_model
     }
-    fn reseed_dropout(&self, _seed: u64) {}
+
+    fn reseed_dropout(&self, seed: u64) {
+        self.rng.reseed(seed);
+        // A different stream for the Mamba stack's own masks.
+        self.encoder.reseed_dropout(seed ^ 0x5DEE_CE66_D1CE_5EED);
+    }
 }
