@@ -18,24 +18,27 @@
 //! start, so real tokens see exactly what they would see without the padding. Outputs at
 //! padded positions are set to zero.
 //!
-//! candle-nn 0.11's fused `rms_norm`/`softmax` have no backward; RMSNorm, softplus and
-//! the causal depthwise conv are therefore written here from differentiable primitives.
+//! candle-nn 0.11's fused `rms_norm`/`softmax` have no backward. Softplus is composed of
+//! differentiable primitives here; RMSNorm and the causal depthwise conv are CPU kernels
+//! with hand-written backward passes (see [`kernels`]; composed ops on other devices),
+//! because their composed autograd dominated the step time.
 
+mod kernels;
 mod seeded;
 mod ssd;
+
+use kernels::{causal_conv, rms_norm};
 
 pub use seeded::seeded_var_builder;
 pub use ssd::{ssd_chunked, ssd_sequential};
 
 use std::sync::Mutex;
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// RMSNorm epsilon, as `mamba_ssm` (1e-5).
-const RMS_EPS: f64 = 1e-5;
 /// Range of the per-head step size `softplus(dt_bias)` at init (`dt_min`, `dt_max`).
 const DT_RANGE: (f64, f64) = (1e-3, 1e-1);
 /// Range of the per-head decay rate `A = exp(A_log)` at init (`A_init_range`).
@@ -115,12 +118,6 @@ impl Mamba2Config {
     }
 }
 
-/// RMSNorm from differentiable ops: `x / sqrt(mean(x²) + eps) · w` over the last axis.
-fn rms_norm(xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    let rms = (xs.sqr()?.mean_keepdim(D::Minus1)? + RMS_EPS)?.sqrt()?;
-    xs.broadcast_div(&rms)?.broadcast_mul(weight)
-}
-
 /// `softplus(x) = max(x, 0) + log(1 + exp(−|x|))`: never overflows for large |x|.
 fn softplus(xs: &Tensor) -> Result<Tensor> {
     let tail = (xs.abs()?.neg()?.exp()? + 1.0)?.log()?;
@@ -190,22 +187,6 @@ impl Mamba2Block {
         })
     }
 
-    /// Causal depthwise conv: `out[t] = bias + Σ_k w[k] · in[t + k − (d_conv − 1)]`, with
-    /// zeros before the start. A sum of shifted slices (d_conv broadcast-muls) instead of
-    /// candle's grouped conv1d, which would run one conv per channel.
-    fn causal_conv(&self, xs: &Tensor) -> Result<Tensor> {
-        let (_, l, ch) = xs.dims3()?;
-        let k = self.cfg.d_conv;
-        let padded = xs.pad_with_zeros(1, k - 1, 0)?;
-        let w = self.conv_weight.reshape((ch, k))?.t()?.contiguous()?; // (k, ch)
-        let mut out = self.conv_bias.reshape((1, 1, ch))?;
-        for i in 0..k {
-            let tap = padded.narrow(1, i, l)?.broadcast_mul(&w.narrow(0, i, 1)?)?;
-            out = out.broadcast_add(&tap)?;
-        }
-        Ok(out)
-    }
-
     /// Block output (b, l, d_model) for input `u` (b, l, d_model) and `mask` (b, l, 1).
     fn forward(&self, u: &Tensor, mask: &Tensor) -> Result<Tensor> {
         self.forward_with(u, mask, |x, dt_a, b, c| {
@@ -229,7 +210,9 @@ impl Mamba2Block {
         let z = proj.narrow(2, 0, di)?;
         // Zeroing the conv input at padded positions keeps padding out of the conv window.
         let xbc = proj.narrow(2, di, self.cfg.d_xbc())?.broadcast_mul(mask)?;
-        let xbc = candle_nn::ops::silu(&self.causal_conv(&xbc)?)?;
+        let (ch, k) = (self.cfg.d_xbc(), self.cfg.d_conv);
+        let w_t = self.conv_weight.reshape((ch, k))?.t()?; // tap-major (k, ch)
+        let xbc = candle_nn::ops::silu(&causal_conv(&xbc, &w_t, &self.conv_bias)?)?;
         let x = xbc.narrow(2, 0, di)?;
         let b = xbc.narrow(2, di, n)?;
         let c = xbc.narrow(2, di + n, n)?;
