@@ -12,6 +12,7 @@
 //! 6. [`params_vs_accuracy`]: accuracy against parameter count (log x).
 
 mod bars;
+mod display;
 mod heatmap;
 mod lines;
 pub mod style;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use bars::{accuracy_bars, prediction_shift, tokenizer_info};
+pub use display::evcxr_show_png;
 pub use heatmap::confusion_heatmaps;
 pub use lines::{noise_curves, params_vs_accuracy};
 

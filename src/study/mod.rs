@@ -1,6 +1,12 @@
 //! The experiment grid: config, cache, runner, results and report.
 
+pub mod claims;
 pub mod config;
+pub mod figures;
+pub mod methods;
+pub mod report;
+pub mod runner;
+pub mod tasks;
 
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -243,6 +243,30 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every record under `out/runs/` (a finished or partial study), sorted by data set,
+/// method, seed and noise, for notebooks and re-plotting.
+pub fn load_records(out: &Path) -> Result<Vec<RunRecord>> {
+    let dir = out.join("runs");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path: path.clone(), problem: e.to_string() })?;
+        records.push(rec);
+    }
+    records.sort_by(|a, b| {
+        (&a.dataset, &a.method, a.seed)
+            .cmp(&(&b.dataset, &b.method, b.seed))
+            .then(a.noise.fraction.total_cmp(&b.noise.fraction))
+            .then(a.noise.sigma.total_cmp(&b.noise.sigma))
+    });
+    Ok(records)
+}
+
 fn load_record(dir: &Path, key: &str) -> Option<RunRecord> {
     let path = dir.join(format!("{key}.json"));
     let bytes = std::fs::read(path).ok()?;
