@@ -20,16 +20,19 @@ fn clean(r: &RunRecord) -> bool {
 }
 
 /// Mean and 95% interval of values over seeds; for one value, its bootstrap interval.
+/// Scores live in [0, 1], so whiskers are drawn clipped to it (the report gives the raw
+/// t-interval, which with few seeds can exceed it).
 fn mean_ci(values: &[(f64, (f64, f64))]) -> Option<(f64, f64, f64)> {
-    match values.len() {
-        0 => None,
-        1 => Some((values[0].0, values[0].1 .0, values[0].1 .1)),
+    let (mean, lo, hi) = match values.len() {
+        0 => return None,
+        1 => (values[0].0, values[0].1 .0, values[0].1 .1),
         _ => {
             let v: Vec<f64> = values.iter().map(|x| x.0).collect();
             let s = summarize_over_seeds(&v).ok()?;
-            Some((s.mean, s.ci95.0, s.ci95.1))
+            (s.mean, s.ci95.0, s.ci95.1)
         }
-    }
+    };
+    Some((mean, lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)))
 }
 
 fn unique<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {

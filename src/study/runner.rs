@@ -117,7 +117,7 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
                     let seconds = started.elapsed().as_secs_f64();
                     for ((cond, key), pred) in group.iter().zip(&keys).zip(&outcome.predictions) {
                         let rec = score(&task, method, seed, *cond, key, pred, outcome.n_params, seconds, cfg.bootstrap)?;
-                        bar.println(format!(
+                        log_line(&bar, format!(
                             "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
                             rec.dataset, rec.method, seed, cond.fraction, cond.sigma, cond.target, rec.report.accuracy, rec.report.macro_f1, seconds
                         ));
@@ -271,6 +271,15 @@ fn load_record(dir: &Path, key: &str) -> Option<RunRecord> {
     let path = dir.join(format!("{key}.json"));
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// One line per finished grid cell: above the progress bar, or plain stderr without one.
+fn log_line(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn progress_bar(n: u64, show: bool) -> indicatif::ProgressBar {
