@@ -106,3 +106,49 @@ fn fit(input: &std::path::Path, out: Option<&PathBuf>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SimulateArgs {
+        SimulateArgs {
+            profile: Some("myeloid-like".into()),
+            cells: Some(50),
+            genes: 20,
+            seed: 0,
+            params: None,
+            fit: None,
+            out: Some(PathBuf::from("unused.h5ad")),
+        }
+    }
+
+    /// An unknown profile is reported with the valid names.
+    #[test]
+    fn unknown_profile_is_an_error() {
+        let mut a = args();
+        a.profile = Some("liver-like".into());
+        let e = run(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("liver-like") && e.contains("pancreas-like"),
+            "{e}"
+        );
+    }
+
+    /// A missing --fit input or --params file is reported by path.
+    #[test]
+    fn missing_files_are_errors() {
+        let mut a = args();
+        a.fit = Some(PathBuf::from("/nonexistent/x.h5ad"));
+        assert!(run(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/x.h5ad"));
+        let mut a = args();
+        a.params = Some(PathBuf::from("/nonexistent/p.toml"));
+        assert!(run(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/p.toml"));
+    }
+}
