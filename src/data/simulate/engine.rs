@@ -85,6 +85,9 @@ pub(crate) fn lnorm_factors(
         .collect())
 }
 
+/// Column indices and values of one sampled cell.
+type SparseRow = (Vec<u32>, Vec<f32>);
+
 /// One sampling group (a class in a batch): gene proportions summing to 1 and the
 /// log-library offset of its batch.
 pub(crate) struct Group {
@@ -133,7 +136,7 @@ pub(crate) fn sample_counts(
     }
     progress.set_length(cell_group.len() as u64);
     const CHUNK: usize = 256;
-    let rows: Vec<Result<Vec<(Vec<u32>, Vec<f32>)>>> = cell_group
+    let rows: Vec<Result<Vec<SparseRow>>> = cell_group
         .par_chunks(CHUNK)
         .enumerate()
         .map(|(chunk, members)| {
@@ -178,7 +181,7 @@ fn sample_cell(
     bcv_scale: &[f64],
     group: &Group,
     rng: &mut ChaCha8Rng,
-) -> Result<(Vec<u32>, Vec<f32>)> {
+) -> Result<SparseRow> {
     let lib_dist = LogNormal::new(params.lib_loc + group.lib_offset, params.lib_scale)
         .map_err(|e| dist_err("lib_scale", e))?;
     let lib: f64 = lib_dist.sample(rng);

@@ -176,3 +176,68 @@ fn lnorm_factor_rule() {
     assert!((150..250).contains(&selected), "{selected}");
     assert!(f.iter().all(|&x| x >= 1.0));
 }
+
+/// Reference→query accuracy of a nearest-centroid classifier on log1p(CP10k).
+fn nearest_centroid_query_accuracy(ds: &Dataset) -> f64 {
+    let labels = ds.labels("cell_type").unwrap();
+    let side = ds.labels("batch").unwrap();
+    let (k, g) = (labels.classes.len(), ds.n_vars());
+    let lognorm = |r: usize| -> Vec<f64> {
+        let (idx, val) = ds.x.row(r);
+        let total: f64 = val.iter().map(|&v| v as f64).sum::<f64>().max(1.0);
+        let mut out = vec![0.0; g];
+        for (&c, &v) in idx.iter().zip(val) {
+            out[c as usize] = (v as f64 / total * 1e4).ln_1p();
+        }
+        out
+    };
+    let mut centroids = vec![vec![0.0; g]; k];
+    let mut counts = vec![0usize; k];
+    for r in (0..ds.n_obs()).filter(|&r| side.name(r) == Some("reference")) {
+        let c = labels.codes[r].unwrap();
+        centroids[c]
+            .iter_mut()
+            .zip(lognorm(r))
+            .for_each(|(a, b)| *a += b);
+        counts[c] += 1;
+    }
+    for (cent, &n) in centroids.iter_mut().zip(&counts) {
+        cent.iter_mut().for_each(|a| *a /= n.max(1) as f64);
+    }
+    let query: Vec<usize> = (0..ds.n_obs())
+        .filter(|&r| side.name(r) == Some("query"))
+        .collect();
+    let hits = query
+        .iter()
+        .filter(|&&r| {
+            let x = lognorm(r);
+            let dist = |c: usize| -> f64 {
+                centroids[c]
+                    .iter()
+                    .zip(&x)
+                    .map(|(p, q)| (p - q).powi(2))
+                    .sum()
+            };
+            let best = (0..k)
+                .filter(|&c| counts[c] > 0)
+                .min_by(|&a, &b| dist(a).total_cmp(&dist(b)));
+            best == labels.codes[r]
+        })
+        .count();
+    hits as f64 / query.len() as f64
+}
+
+/// Classes are learnable but not trivially: a nearest-centroid classifier fitted on
+/// the reference lands in a plausible range on the shifted query, and pancreas-like
+/// (distinct tissues) is easier than myeloid-like (related myeloid states).
+#[test]
+fn classes_separable_but_not_trivially() {
+    let myeloid = nearest_centroid_query_accuracy(&small(Profile::MyeloidLike, 2000, 1000, 0));
+    let pancreas = nearest_centroid_query_accuracy(&small(Profile::PancreasLike, 2000, 1000, 0));
+    eprintln!(
+        "nearest-centroid query accuracy: myeloid-like {myeloid:.3}, pancreas-like {pancreas:.3}"
+    );
+    assert!((0.5..0.95).contains(&myeloid), "myeloid-like {myeloid}");
+    assert!((0.7..0.99).contains(&pancreas), "pancreas-like {pancreas}");
+    assert!(pancreas > myeloid);
+}
