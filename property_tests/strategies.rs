@@ -80,3 +80,10 @@ pub fn count_matrix_strat(max_rows: usize, max_cols: usize) -> impl Strategy<Val
         })
     })
 }
+
+/// One cell of arbitrary non-negative floats: zeros, repeated small integers (ties) and
+/// continuous values over seven orders of magnitude.
+pub fn cell_float_strat(max_genes: usize) -> impl Strategy<Value = Vec<f32>> {
+    let value = prop_oneof![Just(0.0f32), (1u32..5).prop_map(|v| v as f32), 1e-3f32..1e4];
+    prop::collection::vec(value, 1..max_genes)
+}

@@ -1,11 +1,14 @@
 //! Properties of the tokenizers (binning, rank encoding), Gaussian noise and the
 //! information measures. Case count from `PROPTEST_CASES` (CI: 256).
 
-use crate::strategies::{cell_counts_strat, cell_distinct_strat, count_matrix_strat};
+use crate::strategies::{
+    cell_counts_strat, cell_distinct_strat, cell_float_strat, count_matrix_strat,
+};
 use approx::assert_abs_diff_eq;
 use proptest::prelude::*;
 use scrobust::data::{CsrMatrix, ValueKind};
 use scrobust::perturb::{GaussianNoise, ZeroHandling};
+use scrobust::tokenize::binning::digitize_left_right;
 use scrobust::tokenize::info::{measure, InfoTokenizer};
 use scrobust::tokenize::{
     cell_rng, collate, tokenize_binned, BinningTokenizer, CollateSpec, FittedRank,
@@ -39,6 +42,27 @@ proptest! {
         distinct.sort_unstable();
         distinct.dedup();
         prop_assert!(distinct.len() < n_bins);
+    }
+
+    /// The rank-based bins equal np.digitize against the quantile edges: the left digit in
+    /// left mode, a value in right+1..=left (left when they agree) in random mode.
+    #[test]
+    fn binning_matches_edge_digitize(v in cell_float_strat(120), n_bins in 2usize..200, seed in any::<u64>()) {
+        let t = BinningTokenizer::new(n_bins, TieMode::Left).unwrap();
+        let mut sorted: Vec<f64> = v.iter().filter(|&&x| x > 0.0).map(|&x| x as f64).collect();
+        sorted.sort_by(f64::total_cmp);
+        let edges = t.edges(&sorted);
+        let left = bins(&v, n_bins, TieMode::Left, seed);
+        let random = bins(&v, n_bins, TieMode::Random, seed);
+        for (i, &x) in v.iter().enumerate() {
+            if x > 0.0 {
+                let (l, r) = digitize_left_right(x as f64, &edges);
+                prop_assert_eq!(left[i] as usize, l, "value {} edges {:?}", x, edges);
+                // Off an edge l == r and the bin is l; on edges it is uniform in r+1..=l.
+                let lo = if l == r { l } else { r + 1 };
+                prop_assert!((lo..=l).contains(&(random[i] as usize)), "value {} bin {} not in {}..={}", x, random[i], lo, l);
+            }
+        }
     }
 
     /// Binning is monotone within a cell: a > b ⇒ bin(a) ≥ bin(b), in both tie modes.

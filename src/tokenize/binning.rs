@@ -29,13 +29,16 @@
 //! In particular counts, CP10k and log1p(CP10k) give the same bins: the tokenizer
 //! accepts whichever the user provides.
 
-use super::select::SequenceSelection;
+use super::select::{SelectionMode, SequenceSelection};
 use super::vocab::UNKNOWN_GENE;
 use super::{cell_rng, TokenizedCell};
 use crate::data::CsrMatrix;
 use crate::error::{Error, Result};
 use rand::Rng;
 use rayon::prelude::*;
+
+/// Largest supported number of bins.
+pub const MAX_BINS: usize = 65_536;
 
 /// How a value lying on bin edges is assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,13 +73,21 @@ impl Default for BinningTokenizer {
 impl BinningTokenizer {
     /// A tokenizer with `n_bins` bins (at least 2: the zero bin and one non-zero bin).
     pub fn new(n_bins: usize, tie_mode: TieMode) -> Result<Self> {
-        if n_bins < 2 {
+        let t = Self { n_bins, tie_mode };
+        t.check()?;
+        Ok(t)
+    }
+
+    /// `n_bins` must be in 2..=65536 (the bound makes the rank-based digits exact, see
+    /// [`BinningTokenizer::bin_positive`]).
+    pub fn check(&self) -> Result<()> {
+        if !(2..=MAX_BINS).contains(&self.n_bins) {
             return Err(Error::param(
                 "n_bins",
-                format!("must be at least 2, got {n_bins}"),
+                format!("must be in 2..={MAX_BINS}, got {}", self.n_bins),
             ));
         }
-        Ok(Self { n_bins, tie_mode })
+        Ok(())
     }
 
     /// The `n_bins - 1` bin edges of a cell, from its non-zero values sorted ascending.
@@ -88,42 +99,99 @@ impl BinningTokenizer {
     /// Bin one cell's values (any subset of its genes, zeros allowed). Errors on a
     /// negative or non-finite value, as scGPT's preprocessor does.
     pub fn bin_values<R: Rng + ?Sized>(&self, values: &[f32], rng: &mut R) -> Result<Vec<u32>> {
+        self.check()?;
         check_values(values)?;
-        let mut sorted: Vec<f64> = values
-            .iter()
-            .filter(|&&v| v > 0.0)
-            .map(|&v| v as f64)
-            .collect();
-        sorted.sort_unstable_by(f64::total_cmp);
-        let edges = self.edges(&sorted);
+        let positive: Vec<f32> = values.iter().copied().filter(|&v| v > 0.0).collect();
+        let mut bins = Vec::new();
+        self.bin_positive(&positive, &mut Vec::new(), &mut bins, rng);
+        let mut next = bins.into_iter();
         Ok(values
             .iter()
-            .map(|&v| self.digitize(v, &edges, rng))
+            .map(|&v| if v > 0.0 { next.next().unwrap_or(0) } else { 0 })
             .collect())
     }
 
-    /// Bin of value `v` given the cell's edges: 0 for zero, else in `1..n_bins`.
-    fn digitize<R: Rng + ?Sized>(&self, v: f32, edges: &[f64], rng: &mut R) -> u32 {
-        if v == 0.0 {
-            return 0;
+    /// Bins of a cell's positive values (all `> 0`, finite), written to `out`; `keys` is
+    /// a reusable buffer.
+    ///
+    /// Equivalent to `np.digitize` against [`quantile_edges`] but computed from ranks, which
+    /// needs one integer sort and no search. With the values sorted, a tie group of value
+    /// `x` occupying sorted positions `s..=e`, and edge `i` at position
+    /// `p_i = i·(n − 1)/(m − 1)` (`m = n_bins − 1` edges): an edge interpolated between two
+    /// different values lies strictly between them, so `edge_i <= x ⇔ p_i <= e` and
+    /// `edge_i < x ⇔ p_i < s`. Hence the left digit is `⌊e(m − 1)/(n − 1)⌋ + 1` and the right
+    /// digit `⌈s(m − 1)/(n − 1)⌉`. The "strictly between" holds in floating point as well:
+    /// distinct `f32` values differ by at least 2⁻²⁴ relative, and with `m ≤ 65535` the
+    /// interpolation weight is at least 1/65534, far above `f64` rounding (checked against
+    /// the edge-based digits by a property test). Random tie draws go through the group's
+    /// members in sorted order, lower column first.
+    pub fn bin_positive<R: Rng + ?Sized>(
+        &self,
+        values: &[f32],
+        keys: &mut Vec<u64>,
+        out: &mut Vec<u32>,
+        rng: &mut R,
+    ) {
+        let n = values.len();
+        out.clear();
+        out.resize(n, 0);
+        if n == 0 {
+            return;
         }
-        let x = v as f64;
-        // np.digitize(x, edges) = #edges <= x; np.digitize(x, edges, right=True) = #edges < x.
-        let left = edges.partition_point(|&e| e <= x);
-        if self.tie_mode == TieMode::Left {
-            return left as u32;
+        let m = (self.n_bins - 1) as u64;
+        if n == 1 {
+            // Every edge equals the one value: left digit m, right digit 0.
+            out[0] = self.pick(m as usize, 0, rng) as u32;
+            return;
         }
-        let right = edges.partition_point(|&e| e < x);
-        if left == right {
-            return left as u32;
+        // Positive f32 bit patterns sort like the values; the low half keeps the position.
+        keys.clear();
+        keys.extend(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ((v.to_bits() as u64) << 32) | i as u64),
+        );
+        keys.sort_unstable();
+        let span = (n - 1) as u64;
+        let mut s = 0;
+        while s < n {
+            let bits = keys[s] >> 32;
+            let mut e = s;
+            while e + 1 < n && keys[e + 1] >> 32 == bits {
+                e += 1;
+            }
+            let left = (e as u64 * (m - 1)) / span + 1;
+            let right = (s as u64 * (m - 1)).div_ceil(span);
+            for &k in &keys[s..=e] {
+                out[(k & 0xFFFF_FFFF) as usize] =
+                    self.pick(left as usize, right as usize, rng) as u32;
+            }
+            s = e + 1;
+        }
+    }
+
+    /// The bin given the left (`#edges <= x`) and right (`#edges < x`) digits.
+    fn pick<R: Rng + ?Sized>(&self, left: usize, right: usize, rng: &mut R) -> usize {
+        if self.tie_mode == TieMode::Left || left == right {
+            return left;
         }
         // scGPT: ceil(u·(right − left) + left), uniform on right+1..=left. Written with
         // floor so that rounding can never produce `right` (which may be 0, the zero bin).
         let span = left - right;
         let u: f64 = rng.gen();
-        let step = ((u * span as f64) as usize).min(span - 1);
-        (left - step) as u32
+        left - ((u * span as f64) as usize).min(span - 1)
     }
+}
+
+/// `np.digitize(x, edges)` and `np.digitize(x, edges, right=True)`: the number of edges
+/// `<= x` and `< x`. The reference the rank-based [`BinningTokenizer::bin_positive`] is
+/// checked against.
+pub fn digitize_left_right(x: f64, edges: &[f64]) -> (usize, usize) {
+    (
+        edges.partition_point(|&e| e <= x),
+        edges.partition_point(|&e| e < x),
+    )
 }
 
 /// `np.quantile(sorted, np.linspace(0, 1, n_edges))` with numpy's default (linear)
@@ -190,24 +258,34 @@ pub fn tokenize_binned(
     selection: &SequenceSelection,
     seed: u64,
 ) -> Result<Vec<TokenizedCell>> {
+    tokenizer.check()?;
     check_column_ids(x, column_ids)?;
     (0..x.n_rows())
         .into_par_iter()
-        .map_init(Vec::new, |scratch: &mut Vec<f64>, i| {
+        .map_init(BinScratch::default, |scratch, i| {
             let mut rng = cell_rng(seed, i);
             tokenize_binned_row(x, i, column_ids, tokenizer, selection, scratch, &mut rng)
         })
         .collect()
 }
 
-/// One cell of [`tokenize_binned`]; `scratch` is a reusable buffer.
+/// Reusable buffers of [`tokenize_binned_row`].
+#[derive(Debug, Default)]
+pub struct BinScratch {
+    keys: Vec<u64>,
+    bins: Vec<u32>,
+    values: Vec<f32>,
+    genes: Vec<u32>,
+}
+
+/// One cell of [`tokenize_binned`].
 pub fn tokenize_binned_row<R: Rng + ?Sized>(
     x: &CsrMatrix,
     row: usize,
     column_ids: &[u32],
     tokenizer: &BinningTokenizer,
     selection: &SequenceSelection,
-    scratch: &mut Vec<f64>,
+    scratch: &mut BinScratch,
     rng: &mut R,
 ) -> Result<TokenizedCell> {
     let (idx, val) = x.row(row);
@@ -218,24 +296,30 @@ pub fn tokenize_binned_row<R: Rng + ?Sized>(
             format!("cell {row} has a negative or non-finite value; binning needs non-negative expression"),
         )
     })?;
-    scratch.clear();
-    let mut genes = Vec::with_capacity(idx.len());
-    let mut values = Vec::with_capacity(idx.len());
+    let BinScratch {
+        keys,
+        bins,
+        values,
+        genes,
+    } = scratch;
+    values.clear();
+    genes.clear();
     for (&c, &v) in idx.iter().zip(val) {
         let id = column_ids[c as usize];
         if v > 0.0 && id != UNKNOWN_GENE {
-            scratch.push(v as f64);
             genes.push(id);
             values.push(v);
         }
     }
-    scratch.sort_unstable_by(f64::total_cmp);
-    let edges = tokenizer.edges(scratch);
-    let bins: Vec<u32> = values
-        .iter()
-        .map(|&v| tokenizer.digitize(v, &edges, rng))
-        .collect();
-    let keep = selection.select(&values, rng);
+    tokenizer.bin_positive(values, keys, bins, rng);
+    let keeps_all = selection.max_genes.is_none_or(|k| k >= values.len());
+    if keeps_all && selection.mode == SelectionMode::RandomSubsample {
+        return Ok(TokenizedCell {
+            gene_ids: genes.clone(),
+            values: bins.iter().map(|&b| b as f32).collect(),
+        });
+    }
+    let keep = selection.select(values, rng);
     Ok(TokenizedCell {
         gene_ids: keep.iter().map(|&k| genes[k]).collect(),
         values: keep.iter().map(|&k| bins[k] as f32).collect(),
@@ -259,7 +343,6 @@ pub(crate) fn check_column_ids(x: &CsrMatrix, column_ids: &[u32]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenize::select::SelectionMode;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
