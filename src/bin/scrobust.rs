@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write simulated raw counts (myeloid-like or pancreas-like), or fit parameters.
+    Simulate(cli::simulate::SimulateArgs),
     /// Statistical label transfer: Seurat v5, logistic regression or kNN.
     Transfer(cli::transfer::TransferArgs),
     /// Information kept by a tokenizer (binning or rank), clean and under noise.
@@ -30,6 +32,7 @@ enum Command {
 fn main() {
     let args = Cli::parse();
     let result = match args.command {
+        Command::Simulate(a) => cli::simulate::run(&a),
         Command::Transfer(a) => cli::transfer::run(a),
         Command::TokenizeInfo(a) => cli::tokenize_info::run(&a),
         Command::Train(a) => cli::train::run(&a),
