@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Describe an h5ad file: shape, value kind, obs columns, cells per label.
+    Inspect(cli::inspect::InspectArgs),
     /// Write simulated raw counts (myeloid-like or pancreas-like), or fit parameters.
     Simulate(cli::simulate::SimulateArgs),
     /// Statistical label transfer: Seurat v5, logistic regression or kNN.
@@ -32,6 +34,7 @@ enum Command {
 fn main() {
     let args = Cli::parse();
     let result = match args.command {
+        Command::Inspect(a) => cli::inspect::run(&a),
         Command::Simulate(a) => cli::simulate::run(&a),
         Command::Transfer(a) => cli::transfer::run(a),
         Command::TokenizeInfo(a) => cli::tokenize_info::run(&a),
