@@ -10,8 +10,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::plot::style::{
-    category_label, check_finite, draw_legend, max_text_width, series_color, text, write_figure,
-    CategoryAxis, DrawResult, Figure, Swatch, AXIS_PX, GRID, INK, LEGEND_H, TICK_PX, TITLE_PX,
+    category_label, check_finite, draw_legend, legend_height, max_text_width, series_color, text,
+    write_figure, CategoryAxis, DrawResult, Figure, Swatch, AXIS_PX, GRID, INK, TICK_PX, TITLE_PX,
 };
 use crate::plot::{ordered_unique, FigurePaths, MethodScore, ShiftRow, TokenInfoRow};
 
@@ -120,11 +120,13 @@ struct GroupedBars {
 
 impl Figure for GroupedBars {
     fn size(&self) -> (u32, u32) {
-        (self.panel_width * self.panels.len() as u32, 560 + LEGEND_H)
+        let w = self.panel_width * self.panels.len() as u32;
+        (w, 560 + legend_height(&self.series, w))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (legend, body) = root.split_vertically(LEGEND_H);
+        let (w, _) = root.dim_in_pixel();
+        let (legend, body) = root.split_vertically(legend_height(&self.series, w));
         let entries: Vec<_> = (self.series.iter().enumerate())
             .map(|(i, s)| (s.clone(), series_color(i), Swatch::Box))
             .collect();
@@ -290,11 +292,12 @@ impl Figure for ShiftFigure {
             .iter()
             .map(|p| self.panel_height(p.1.len()))
             .sum();
-        (1000, LEGEND_H + h)
+        (1000, legend_height(&self.methods, 1000) + h)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (legend, body) = root.split_vertically(LEGEND_H);
+        let (w, _) = root.dim_in_pixel();
+        let (legend, body) = root.split_vertically(legend_height(&self.methods, w));
         let entries: Vec<_> = (self.methods.iter().enumerate())
             .map(|(i, s)| (s.clone(), series_color(i), Swatch::Box))
             .collect();
@@ -437,6 +440,13 @@ mod tests {
         let stem = dir.join("accuracy_bars");
         let paths = accuracy_bars(&scores(), &stem).unwrap();
         check_written(&paths, &stem);
+        // A single seed has no interval (NaN): the bar is drawn without a whisker.
+        let mut rows = scores();
+        rows.retain(|r| r.metric == "accuracy");
+        rows[0].ci_low = f64::NAN;
+        rows[0].ci_high = f64::NAN;
+        let stem = dir.join("accuracy_only");
+        check_written(&accuracy_bars(&rows, &stem).unwrap(), &stem);
     }
 
     /// Unknown metrics, duplicates, NaN means and empty input are errors.

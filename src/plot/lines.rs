@@ -9,8 +9,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::plot::style::{
-    check_finite, draw_legend, series_color, series_mark, text, write_figure, DrawResult, Figure,
-    Mark, Swatch, AXIS_PX, GRID, INK, LEGEND_H, TICK_PX, TITLE_PX,
+    check_finite, draw_legend, legend_height, series_color, series_mark, text, write_figure,
+    DrawResult, Figure, Mark, Swatch, AXIS_PX, GRID, INK, TICK_PX, TITLE_PX,
 };
 use crate::plot::{ordered_unique, FigurePaths, NoiseAxis, NoisePoint, ParamPoint};
 
@@ -114,11 +114,13 @@ impl NoiseFigure {
 impl Figure for NoiseFigure {
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.cols());
-        (600 * self.cols() as u32, LEGEND_H + 470 * rows as u32)
+        let w = 600 * self.cols() as u32;
+        (w, legend_height(&self.methods, w) + 470 * rows as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (legend, body) = root.split_vertically(LEGEND_H);
+        let (w, _) = root.dim_in_pixel();
+        let (legend, body) = root.split_vertically(legend_height(&self.methods, w));
         draw_legend(&legend, &line_entries(&self.methods))?;
         let rows = self.panels.len().div_ceil(self.cols());
         let areas = body.split_evenly((rows, self.cols()));
@@ -239,11 +241,11 @@ struct ParamsFigure {
 
 impl Figure for ParamsFigure {
     fn size(&self) -> (u32, u32) {
-        (900, 620 + LEGEND_H)
+        (900, 620 + legend_height(&self.models, 900))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (legend, body) = root.split_vertically(LEGEND_H);
+        let (legend, body) = root.split_vertically(legend_height(&self.models, 900));
         let entries: Vec<_> = (self.models.iter().enumerate())
             .map(|(i, n)| (n.clone(), series_color(i), Swatch::Marker(series_mark(i))))
             .collect();

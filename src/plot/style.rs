@@ -165,52 +165,74 @@ pub enum Swatch {
 pub type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Height in pixels of a one-row legend strip.
-pub const LEGEND_H: u32 = 44;
+/// Height in pixels of one legend row.
+const LEGEND_ROW_H: u32 = 34;
+const SWATCH_W: i32 = 34;
+const LEGEND_GAP: i32 = 26;
 
-/// Draws a centred one-row legend across `area` (a strip above the panels, so it never
-/// covers data).
+/// Entries of each legend row, with their widths: greedy filling of `width` pixels.
+fn legend_rows(names: &[String], width: u32) -> Vec<Vec<(usize, i32)>> {
+    let style = text(AXIS_PX);
+    let avail = width as i32 - 16;
+    let mut rows: Vec<Vec<(usize, i32)>> = vec![Vec::new()];
+    let mut used = 0;
+    for (i, name) in names.iter().enumerate() {
+        let w = SWATCH_W + 8 + max_text_width([name], &style) as i32;
+        let row = rows.last_mut().expect("rows starts non-empty");
+        if !row.is_empty() && used + LEGEND_GAP + w > avail {
+            rows.push(vec![(i, w)]);
+            used = w;
+        } else {
+            used += if row.is_empty() { w } else { LEGEND_GAP + w };
+            row.push((i, w));
+        }
+    }
+    rows
+}
+
+/// Height of the legend strip for `names` on a figure `width` pixels wide (rows wrap).
+pub fn legend_height(names: &[String], width: u32) -> u32 {
+    legend_rows(names, width).len() as u32 * LEGEND_ROW_H + 12
+}
+
+/// Draws a centred legend across `area` (a strip above the panels, so it never covers
+/// data), wrapping onto more rows when the entries do not fit one.
 pub fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor, Swatch)],
 ) -> DrawResult<DB> {
     let style = text(AXIS_PX);
-    let (w, h) = area.dim_in_pixel();
-    let swatch_w = 34i32;
-    let gap = 26i32;
-    let widths: Vec<i32> = entries
-        .iter()
-        .map(|(name, _, _)| {
-            let (tw, _) = area.estimate_text_size(name, &style).unwrap_or((0, 0));
-            swatch_w + 8 + tw as i32
-        })
-        .collect();
-    let total: i32 = widths.iter().sum::<i32>() + gap * (entries.len() as i32 - 1).max(0);
-    let mut x = ((w as i32 - total) / 2).max(4);
-    let cy = h as i32 / 2;
-    for ((name, color, swatch), width) in entries.iter().zip(&widths) {
-        match swatch {
-            Swatch::Box => area.draw(&Rectangle::new(
-                [(x + 6, cy - 9), (x + 26, cy + 9)],
-                color.filled(),
-            ))?,
-            Swatch::Line(mark) => {
-                area.draw(&PathElement::new(
-                    vec![(x, cy), (x + swatch_w - 2, cy)],
-                    color.stroke_width(3),
-                ))?;
-                draw_mark(area, *mark, (x + swatch_w / 2 - 1, cy), 6, *color)?;
+    let (w, _) = area.dim_in_pixel();
+    let names: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+    for (r, row) in legend_rows(&names, w).iter().enumerate() {
+        let total: i32 = row.iter().map(|e| e.1).sum::<i32>() + LEGEND_GAP * (row.len() as i32 - 1);
+        let mut x = ((w as i32 - total) / 2).max(4);
+        let cy = 6 + r as i32 * LEGEND_ROW_H as i32 + LEGEND_ROW_H as i32 / 2;
+        for &(i, width) in row {
+            let (name, color, swatch) = &entries[i];
+            match swatch {
+                Swatch::Box => area.draw(&Rectangle::new(
+                    [(x + 6, cy - 9), (x + 26, cy + 9)],
+                    color.filled(),
+                ))?,
+                Swatch::Line(mark) => {
+                    area.draw(&PathElement::new(
+                        vec![(x, cy), (x + SWATCH_W - 2, cy)],
+                        color.stroke_width(3),
+                    ))?;
+                    draw_mark(area, *mark, (x + SWATCH_W / 2 - 1, cy), 6, *color)?;
+                }
+                Swatch::Marker(mark) => draw_mark(area, *mark, (x + SWATCH_W / 2, cy), 7, *color)?,
             }
-            Swatch::Marker(mark) => draw_mark(area, *mark, (x + swatch_w / 2, cy), 7, *color)?,
+            let pos = Pos::new(HPos::Left, VPos::Center);
+            area.draw(&Text::new(
+                name.clone(),
+                // ab_glyph sets text ~2 px high of the requested centre.
+                (x + SWATCH_W + 8, cy + 2),
+                style.pos(pos),
+            ))?;
+            x += width + LEGEND_GAP;
         }
-        let pos = Pos::new(HPos::Left, VPos::Center);
-        area.draw(&Text::new(
-            name.clone(),
-            // ab_glyph sets text ~2 px high of the requested centre.
-            (x + swatch_w + 8, cy + 2),
-            style.pos(pos),
-        ))?;
-        x += width + gap;
     }
     Ok(())
 }
