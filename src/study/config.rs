@@ -306,3 +306,27 @@ sigmas = [1.0]
         assert!(e.to_string().contains("study"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod shipped_profiles {
+    use super::*;
+
+    /// Every shipped profile parses: its [study] grid and its [train]/[models] sections.
+    #[test]
+    fn all_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let cfg = StudyConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.conditions().is_empty());
+            let text = std::fs::read_to_string(&path).unwrap();
+            crate::models::TrainConfig::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+        assert!(n >= 4, "expected smoke, quick, paper and paper-real profiles, found {n}");
+    }
+}
