@@ -211,6 +211,28 @@ impl FittedRank {
             .count()
     }
 
+    /// Sort keys of a cell's rankable genes into `keys`, ascending = rank order:
+    /// `(!bits(count / median), column)`. Positive finite `f64` bit patterns order like
+    /// the values, so the complement orders descending and the column breaks ties. Genes
+    /// with a zero count, no median, or (when `column_ids` is given) no token are left out.
+    fn rank_keys(
+        &self,
+        idx: &[u32],
+        values: &[f32],
+        column_ids: Option<&[u32]>,
+        keys: &mut Vec<(u64, u32)>,
+    ) {
+        keys.clear();
+        for (&c, &v) in idx.iter().zip(values) {
+            let m = self.medians.get(c as usize).copied().unwrap_or(f64::NAN);
+            let known = column_ids.is_none_or(|ids| ids[c as usize] != UNKNOWN_GENE);
+            if v > 0.0 && m.is_finite() && m > 0.0 && known {
+                keys.push((!(v as f64 / m).to_bits(), c));
+            }
+        }
+        keys.sort_unstable();
+    }
+
     /// One cell's non-zero genes with a median, as `(column, normalized value)` in rank
     /// order (descending value, ties by column), before truncation. The normalized value
     /// is `count / n_counts × target_sum / median`. `idx`/`values` are the cell's CSR row.
@@ -219,35 +241,39 @@ impl FittedRank {
         if total <= 0.0 {
             return Vec::new();
         }
-        let mut keyed: Vec<(u32, f64)> = idx
-            .iter()
-            .zip(values)
-            .filter_map(|(&c, &v)| {
-                let m = *self.medians.get(c as usize)?;
-                (v > 0.0 && m.is_finite() && m > 0.0).then(|| (c, v as f64 / m))
-            })
-            .collect();
-        keyed.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut keys = Vec::new();
+        self.rank_keys(idx, values, None, &mut keys);
         // Multiplying by the common positive factor keeps the order (rounding is monotone).
         let scale = self.params.target_sum / total;
-        keyed.iter_mut().for_each(|(_, k)| *k *= scale);
-        keyed
+        keys.iter()
+            .map(|&(k, c)| (c, f64::from_bits(!k) * scale))
+            .collect()
     }
 
     /// Tokens of one cell: gene ids in rank order, truncated to
     /// [`RankTokenizerParams::n_gene_tokens`]; values are 0 (rank models read no value).
     /// Columns mapped to [`UNKNOWN_GENE`] are skipped.
     pub fn tokenize_row(&self, idx: &[u32], values: &[f32], column_ids: &[u32]) -> TokenizedCell {
-        let limit = self.params.n_gene_tokens();
-        let gene_ids: Vec<u32> = self
-            .rank_row(idx, values)
-            .into_iter()
-            .map(|(c, _)| column_ids[c as usize])
-            .filter(|&id| id != UNKNOWN_GENE)
-            .take(limit)
+        self.tokenize_row_with(idx, values, column_ids, &mut Vec::new())
+    }
+
+    fn tokenize_row_with(
+        &self,
+        idx: &[u32],
+        values: &[f32],
+        column_ids: &[u32],
+        keys: &mut Vec<(u64, u32)>,
+    ) -> TokenizedCell {
+        self.rank_keys(idx, values, Some(column_ids), keys);
+        let limit = self.params.n_gene_tokens().min(keys.len());
+        let gene_ids: Vec<u32> = keys[..limit]
+            .iter()
+            .map(|&(_, c)| column_ids[c as usize])
             .collect();
-        let values = vec![0.0; gene_ids.len()];
-        TokenizedCell { gene_ids, values }
+        TokenizedCell {
+            values: vec![0.0; gene_ids.len()],
+            gene_ids,
+        }
     }
 }
 
@@ -270,9 +296,9 @@ pub fn tokenize_rank(
     check_nonnegative(x)?;
     Ok((0..x.n_rows())
         .into_par_iter()
-        .map(|i| {
+        .map_init(Vec::new, |keys, i| {
             let (idx, val) = x.row(i);
-            fitted.tokenize_row(idx, val, column_ids)
+            fitted.tokenize_row_with(idx, val, column_ids, keys)
         })
         .collect())
 }
