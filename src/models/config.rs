@@ -211,6 +211,38 @@ mod tests {
         }
     }
 
+    /// Every profile keeps the study's proportion: the Geneformer-like classifier has
+    /// 50–70% of the scGPT-like one's parameters on a 3000-gene vocabulary (the study's
+    /// data sets), i.e. "~40% fewer".
+    #[test]
+    fn geneformer_has_about_forty_percent_fewer_parameters() {
+        use crate::models::{
+            build_encoder, heads::ClsDecoder, params::ParamStore, DataShape, ModelKind,
+        };
+        use candle_core::Device;
+        for name in ["quick.toml", "paper.toml"] {
+            let cfg = repo_config(name);
+            let shape = DataShape {
+                vocab_size: 3004,
+                max_len: cfg.train.max_seq_len,
+            };
+            let count = |kind| {
+                let store = ParamStore::new(0, &Device::Cpu);
+                let enc = build_encoder(kind, &cfg.models, shape, store.vb()).unwrap();
+                ClsDecoder::new(
+                    enc.d_model(),
+                    cfg.train.n_layers_cls,
+                    14,
+                    store.vb().pp("cls_head"),
+                )
+                .unwrap();
+                store.n_params().unwrap() as f64
+            };
+            let ratio = count(ModelKind::Geneformer) / count(ModelKind::ScGpt);
+            assert!((0.5..=0.7).contains(&ratio), "{name}: ratio {ratio:.3}");
+        }
+    }
+
     /// Unknown keys and out-of-range values are rejected with the key's name.
     #[test]
     fn bad_values_are_rejected() {
