@@ -1,3 +1,9 @@
 //! Command implementations behind the `scrobust` binary. Each submodule holds a clap
 //! `Args` struct and a `run` function; the binary only dispatches. `--json` output goes
 //! to stdout as one object, human text to stderr.
+
+pub mod simulate;
+pub mod study;
+pub mod tokenize_info;
+pub mod train;
+pub mod transfer;

@@ -297,6 +297,14 @@ impl BiMamba2Encoder {
         Ok(self)
     }
 
+    /// Restarts the dropout stream from `seed` (the trainer reseeds before every step, so
+    /// a resumed run draws the same masks as an uninterrupted one).
+    pub fn reseed_dropout(&self, seed: u64) {
+        if let Ok(mut rng) = self.rng.lock() {
+            *rng = ChaCha8Rng::seed_from_u64(seed);
+        }
+    }
+
     /// Inverted dropout with a mask from the seeded RNG.
     fn dropout(&self, xs: &Tensor) -> Result<Tensor> {
         let p = self.dropout;

@@ -1,0 +1,227 @@
+//! Results on disk: the combined `results.csv`, and `REPORT.md` with the summary table,
+//! the noise table, the claims next to our measurements, the figures and provenance.
+
+use crate::error::Result;
+use crate::eval::summarize_over_seeds;
+use crate::study::claims::{evaluate_claims, pretty, ClaimResult};
+use crate::study::runner::RunRecord;
+use crate::study::write_atomic;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Columns of `results.csv`, one row per grid cell.
+pub const CSV_HEADER: &str = "dataset,method,seed,noise_fraction,noise_sigma,noise_target,perturb_zeros,n_reference,n_query,accuracy,accuracy_ci_low,accuracy_ci_high,macro_f1,macro_f1_ci_low,macro_f1_ci_high,weighted_f1,n_params,seconds,key";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The combined CSV text.
+pub fn results_csv(records: &[RunRecord]) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for r in records {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{:?},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}",
+            csv_field(&r.dataset),
+            r.method,
+            r.seed,
+            r.noise.fraction,
+            r.noise.sigma,
+            r.noise.target,
+            r.noise.perturb_zeros,
+            r.n_reference,
+            r.n_query,
+            r.report.accuracy,
+            r.accuracy_ci.0,
+            r.accuracy_ci.1,
+            r.report.macro_f1,
+            r.macro_f1_ci.0,
+            r.macro_f1_ci.1,
+            r.report.weighted_f1,
+            r.n_params.map(|n| n.to_string()).unwrap_or_default(),
+            r.seconds,
+            r.key
+        )
+        .map_err(|_| ());
+    }
+    s
+}
+
+/// Mean over seeds with a 95% CI; for one seed, the bootstrap CI over query cells.
+fn cell(values: &[(f64, (f64, f64))]) -> String {
+    match values.len() {
+        0 => "–".into(),
+        1 => format!("{:.3} [{:.3}, {:.3}]ᵇ", values[0].0, values[0].1 .0, values[0].1 .1),
+        _ => {
+            let v: Vec<f64> = values.iter().map(|x| x.0).collect();
+            match summarize_over_seeds(&v) {
+                Ok(s) => format!("{:.3} ± {:.3} [{:.3}, {:.3}]", s.mean, s.sd, s.ci95.0, s.ci95.1),
+                Err(_) => "–".into(),
+            }
+        }
+    }
+}
+
+fn datasets(records: &[RunRecord]) -> Vec<String> {
+    let mut d: Vec<String> = Vec::new();
+    for r in records {
+        if !d.contains(&r.dataset) {
+            d.push(r.dataset.clone());
+        }
+    }
+    d
+}
+
+fn methods(records: &[RunRecord]) -> Vec<String> {
+    let mut d: Vec<String> = Vec::new();
+    for r in records {
+        if !d.contains(&r.method) {
+            d.push(r.method.clone());
+        }
+    }
+    d
+}
+
+/// Everything REPORT.md needs besides the records.
+pub struct ReportContext<'a> {
+    pub profile_name: &'a str,
+    pub command: &'a str,
+    pub config_hash: &'a str,
+    pub notes: &'a [String],
+    pub figures: &'a [String],
+    pub seconds_total: f64,
+    pub n_computed: usize,
+}
+
+/// The Markdown report.
+pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# scrobust report: profile `{}`\n", ctx.profile_name);
+    let _ = writeln!(
+        s,
+        "Reproduction of \"Fundamental Limitations of Foundation Models in Single-Cell Transcriptomics\" \
+         (bioRxiv 10.1101/2025.06.26.661767) on the data sets below. Every number is measured by this run \
+         or read from its cache (`runs/`, keyed by a hash of config, data and code version).\n"
+    );
+    let _ = writeln!(s, "- command: `{}`", ctx.command);
+    let _ = writeln!(s, "- config hash: `{}`", ctx.config_hash);
+    let _ = writeln!(s, "- scrobust {} (cache version `{}`)", env!("CARGO_PKG_VERSION"), crate::study::runner::CODE_VERSION);
+    let _ = writeln!(s, "- wall time of this run: {:.1} s ({} grid cells computed, {} from cache)\n", ctx.seconds_total, ctx.n_computed, records.len().saturating_sub(ctx.n_computed));
+    if !ctx.notes.is_empty() {
+        let _ = writeln!(s, "## Data\n");
+        for n in ctx.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "## Clean accuracy and macro F1\n");
+    let _ = writeln!(s, "Mean ± sd over seeds with a 95% t-interval; `ᵇ` marks a single seed, shown with its bootstrap 95% CI over query cells.\n");
+    let _ = writeln!(s, "| data set | method | accuracy | macro F1 | parameters | seconds |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for d in datasets(records) {
+        for m in methods(records) {
+            let rs: Vec<&RunRecord> = records.iter().filter(|r| r.dataset == d && r.method == m && (r.noise.fraction == 0.0 || r.noise.sigma == 0.0)).collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let acc: Vec<(f64, (f64, f64))> = rs.iter().map(|r| (r.report.accuracy, r.accuracy_ci)).collect();
+            let f1: Vec<(f64, (f64, f64))> = rs.iter().map(|r| (r.report.macro_f1, r.macro_f1_ci)).collect();
+            let secs = rs.iter().map(|r| r.seconds).sum::<f64>() / rs.len() as f64;
+            let params = rs[0].n_params.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
+            let _ = writeln!(s, "| {d} | {} | {} | {} | {params} | {secs:.1} |", pretty(&m), cell(&acc), cell(&f1));
+        }
+    }
+    s.push('\n');
+
+    let noisy: Vec<&RunRecord> = records.iter().filter(|r| r.noise.fraction > 0.0 && r.noise.sigma > 0.0).collect();
+    if !noisy.is_empty() {
+        let _ = writeln!(s, "## Accuracy under Gaussian noise\n");
+        let _ = writeln!(s, "Noise N(0, σ²) on log1p(CP10k) values of a random fraction of cells, before tokenization (see README: noise model).\n");
+        let _ = writeln!(s, "| data set | method | fraction | σ | target | zeros perturbed | accuracy | drop vs clean (points) |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        for d in datasets(records) {
+            for m in methods(records) {
+                let mut conds: Vec<_> = noisy.iter().filter(|r| r.dataset == d && r.method == m).map(|r| r.noise).collect();
+                conds.dedup();
+                let mut seen = Vec::new();
+                for c in conds {
+                    if seen.contains(&c) {
+                        continue;
+                    }
+                    seen.push(c);
+                    let acc: Vec<(f64, (f64, f64))> = records.iter().filter(|r| r.dataset == d && r.method == m && r.noise == c).map(|r| (r.report.accuracy, r.accuracy_ci)).collect();
+                    let drops: Vec<f64> = records
+                        .iter()
+                        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
+                        .filter_map(|r| {
+                            records
+                                .iter()
+                                .find(|x| x.dataset == d && x.method == m && x.seed == r.seed && (x.noise.fraction == 0.0 || x.noise.sigma == 0.0))
+                                .map(|x| 100.0 * (x.report.accuracy - r.report.accuracy))
+                        })
+                        .collect();
+                    let drop = if drops.is_empty() {
+                        "–".to_string()
+                    } else {
+                        match summarize_over_seeds(&drops) {
+                            Ok(sm) if sm.n > 1 => format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1),
+                            Ok(sm) => format!("{:.1}", sm.mean),
+                            Err(_) => "–".into(),
+                        }
+                    };
+                    let _ = writeln!(s, "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |", pretty(&m), c.fraction, c.sigma, c.target, c.perturb_zeros, cell(&acc));
+                }
+            }
+        }
+        s.push('\n');
+    }
+
+    let claims = evaluate_claims(records);
+    let _ = writeln!(s, "## The study's claims next to our measurements\n");
+    let _ = writeln!(s, "Effects in percentage points; our interval is a 95% t-interval over paired units (data set × seed). A verdict compares directions only: the published magnitudes come from other data and model scales.\n");
+    let _ = writeln!(s, "| claim | published | measured | 95% CI | n | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in &claims {
+        let _ = writeln!(s, "| {} | {:+.0} | {} | {} | {} | {} |", c.claim, c.published_pp, fmt_opt(c.measured_pp), fmt_ci(c.ci95_pp), c.n, c.verdict);
+    }
+    s.push('\n');
+    for c in &claims {
+        let _ = writeln!(s, "- *{}*: {}", c.claim, c.detail);
+    }
+    s.push('\n');
+
+    if !ctx.figures.is_empty() {
+        let _ = writeln!(s, "## Figures\n");
+        for f in ctx.figures {
+            let _ = writeln!(s, "![{f}]({f})\n");
+        }
+    }
+    s
+}
+
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:+.1}")).unwrap_or_else(|| "–".into())
+}
+
+fn fmt_ci(x: Option<(f64, f64)>) -> String {
+    x.map(|(a, b)| format!("[{a:+.1}, {b:+.1}]")).unwrap_or_else(|| "–".into())
+}
+
+/// The claims, for JSON output.
+pub fn claims_json(records: &[RunRecord]) -> Vec<ClaimResult> {
+    evaluate_claims(records)
+}
+
+/// Write `results.csv` and `REPORT.md` into `out`.
+pub fn write_outputs(records: &[RunRecord], ctx: &ReportContext, out: &Path) -> Result<()> {
+    write_atomic(&out.join("results.csv"), results_csv(records).as_bytes())?;
+    write_atomic(&out.join("REPORT.md"), report_markdown(records, ctx).as_bytes())?;
+    Ok(())
+}

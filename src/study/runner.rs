@@ -1,0 +1,321 @@
+//! Runs the grid: for every data set, seed and method, fits once per reference-side
+//! condition and predicts every query-side noise condition, writing one JSON per grid
+//! cell under `runs/`. A content hash of (config, data, code version) names each file,
+//! so finished cells are skipped and an interrupted study resumes where it stopped.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
+use crate::eval::Prediction;
+use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
+use crate::study::methods::{run_method, MethodContext};
+use crate::study::tasks::{load_task, Task};
+use crate::study::write_atomic;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The result of one grid cell (data set × method × seed × noise condition).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Content hash of everything that determines this result.
+    pub key: String,
+    pub dataset: String,
+    pub method: String,
+    pub seed: u64,
+    pub noise: NoiseCondition,
+    pub n_reference: usize,
+    pub n_query: usize,
+    /// Accuracy, macro F1, per class, confusion, prediction shares.
+    pub report: ClassificationReport,
+    /// Bootstrap 95% CI of accuracy over query cells.
+    pub accuracy_ci: (f64, f64),
+    /// Bootstrap 95% CI of macro F1 over query cells.
+    pub macro_f1_ci: (f64, f64),
+    /// Trainable parameters (neural models only).
+    pub n_params: Option<usize>,
+    /// Fit + predict wall time of the group this cell belongs to, in seconds.
+    pub seconds: f64,
+}
+
+/// What a finished study produced.
+#[derive(Debug, Clone)]
+pub struct StudyOutput {
+    /// All grid cells, in grid order.
+    pub records: Vec<RunRecord>,
+    /// Notes about data sets (skipped, alignment, value kind).
+    pub notes: Vec<String>,
+    /// Loaded tasks, kept for the tokenizer measurements.
+    pub first_task: Option<Task>,
+    /// Cells computed in this run (the rest came from the cache).
+    pub n_computed: usize,
+}
+
+/// The code version that enters every cache key: bump-safe across releases.
+pub const CODE_VERSION: &str = concat!("scrobust-", env!("CARGO_PKG_VERSION"), "-results-v1");
+
+/// Run the study described by `cfg` (the `[study]` section) with the full profile text
+/// `profile_text` (its model/train sections enter the cache key), writing to `out`.
+pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bool) -> Result<StudyOutput> {
+    let runs_dir = out.join("runs");
+    std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
+    let shared = crate::study::tasks::shared_data_dir();
+    let ctx = MethodContext::from_profile(profile_text)?;
+    let conditions = cfg.conditions();
+    let mut records = Vec::new();
+    let mut notes = Vec::new();
+    let mut first_task = None;
+    let mut n_computed = 0usize;
+
+    let n_groups: usize = cfg.datasets.len() * cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len();
+    let bar = progress_bar(n_groups as u64, progress);
+
+    for spec in &cfg.datasets {
+        let task = match load_task(spec, shared.as_deref())? {
+            Some(t) => t,
+            None => {
+                notes.push(format!("{}: skipped (shared data folder not found; set SCROBUST_SHARED_DATA)", spec.name()));
+                bar.inc((cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len()) as u64);
+                continue;
+            }
+        };
+        for n in &task.notes {
+            notes.push(format!("{}: {n}", task.name));
+        }
+        let data_hash = fingerprint(&task);
+        for &seed in &cfg.seeds {
+            for method in &cfg.methods {
+                for group in reference_groups(&conditions) {
+                    let keys: Vec<String> = group
+                        .iter()
+                        .map(|c| cell_key(spec, method, seed, c, &ctx.hash_input(method), cfg.bootstrap, &data_hash))
+                        .collect();
+                    let cached: Option<Vec<RunRecord>> = keys.iter().map(|k| load_record(&runs_dir, k)).collect();
+                    if let Some(done) = cached {
+                        records.extend(done);
+                        bar.inc(1);
+                        continue;
+                    }
+                    let reference_noise = group.iter().find(|c| c.touches_reference()).copied();
+                    let started = Instant::now();
+                    let reference = match reference_noise {
+                        Some(c) => crate::study::methods::perturb(&task.reference, &c, noise_seed(seed, &task.name, &c, "reference"))?,
+                        None => task.reference.clone(),
+                    };
+                    let queries: Vec<Dataset> = group
+                        .iter()
+                        .map(|c| {
+                            if c.touches_query() {
+                                crate::study::methods::perturb(&task.query, c, noise_seed(seed, &task.name, c, "query"))
+                            } else {
+                                Ok(task.query.clone())
+                            }
+                        })
+                        .collect::<Result<_>>()?;
+                    let outcome = run_method(&ctx, method, &reference, &task.reference_labels, &queries, seed, progress)?;
+                    let seconds = started.elapsed().as_secs_f64();
+                    for ((cond, key), pred) in group.iter().zip(&keys).zip(&outcome.predictions) {
+                        let rec = score(&task, method, seed, *cond, key, pred, outcome.n_params, seconds, cfg.bootstrap)?;
+                        log_line(&bar, format!(
+                            "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
+                            rec.dataset, rec.method, seed, cond.fraction, cond.sigma, cond.target, rec.report.accuracy, rec.report.macro_f1, seconds
+                        ));
+                        write_atomic(&runs_dir.join(format!("{key}.json")), &serde_json::to_vec_pretty(&rec).map_err(json_err)?)?;
+                        records.push(rec);
+                        n_computed += 1;
+                    }
+                    bar.inc(1);
+                }
+            }
+        }
+        if first_task.is_none() {
+            first_task = Some(task);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(StudyOutput { records, notes, first_task, n_computed })
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Parse { path: PathBuf::from("<json>"), problem: e.to_string() }
+}
+
+/// Conditions grouped by what the reference sees: all clean-reference conditions share
+/// one fit; each condition that perturbs the reference needs its own.
+fn reference_groups(conditions: &[NoiseCondition]) -> Vec<Vec<NoiseCondition>> {
+    let mut clean_ref: Vec<NoiseCondition> = conditions.iter().filter(|c| !c.touches_reference()).copied().collect();
+    let mut groups = Vec::new();
+    if !clean_ref.is_empty() {
+        groups.push(std::mem::take(&mut clean_ref));
+    }
+    for c in conditions.iter().filter(|c| c.touches_reference()) {
+        groups.push(vec![*c]);
+    }
+    groups
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score(
+    task: &Task,
+    method: &str,
+    seed: u64,
+    noise: NoiseCondition,
+    key: &str,
+    pred: &Prediction,
+    n_params: Option<usize>,
+    seconds: f64,
+    bootstrap: usize,
+) -> Result<RunRecord> {
+    let predicted: Vec<String> = (0..pred.predicted.len()).map(|i| pred.label(i).to_string()).collect();
+    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes)?;
+    let boot_seed = seed ^ 0x5eed_b007;
+    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed)?;
+    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed)?;
+    Ok(RunRecord {
+        key: key.to_string(),
+        dataset: task.name.clone(),
+        method: method.to_string(),
+        seed,
+        noise,
+        n_reference: task.reference.n_obs(),
+        n_query: task.query.n_obs(),
+        report,
+        accuracy_ci,
+        macro_f1_ci,
+        n_params,
+        seconds,
+    })
+}
+
+/// A hash of the task's content (genes, cells, values, labels).
+fn fingerprint(task: &Task) -> String {
+    let mut h = Sha256::new();
+    for ds in [&task.reference, &task.query] {
+        h.update((ds.n_obs() as u64).to_le_bytes());
+        h.update((ds.n_vars() as u64).to_le_bytes());
+        for &i in ds.x.indptr() {
+            h.update((i as u64).to_le_bytes());
+        }
+        for &i in ds.x.indices() {
+            h.update(i.to_le_bytes());
+        }
+        for &v in ds.x.data() {
+            h.update(v.to_le_bytes());
+        }
+        for g in &ds.gene_names {
+            h.update(g.as_bytes());
+            h.update([0]);
+        }
+    }
+    for c in &task.reference_labels.codes {
+        h.update((c.map(|x| x as i64).unwrap_or(-1)).to_le_bytes());
+    }
+    for t in &task.query_truth {
+        h.update(t.as_deref().unwrap_or("\u{0}").as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+fn cell_key(spec: &DatasetSpec, method: &str, seed: u64, cond: &NoiseCondition, method_cfg: &str, bootstrap: usize, data_hash: &str) -> String {
+    let text = serde_json::json!({
+        "code": CODE_VERSION,
+        "dataset": spec,
+        "data": data_hash,
+        "method": method,
+        "method_config": method_cfg,
+        "seed": seed,
+        "noise": cond,
+        "bootstrap": bootstrap,
+    })
+    .to_string();
+    hex(&Sha256::digest(text.as_bytes()))[..24].to_string()
+}
+
+fn noise_seed(seed: u64, dataset: &str, cond: &NoiseCondition, side: &str) -> u64 {
+    let text = format!("{seed}/{dataset}/{}/{}/{:?}/{}/{side}", cond.fraction, cond.sigma, cond.target, cond.perturb_zeros);
+    let d = Sha256::digest(text.as_bytes());
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every record under `out/runs/` (a finished or partial study), sorted by data set,
+/// method, seed and noise, for notebooks and re-plotting.
+pub fn load_records(out: &Path) -> Result<Vec<RunRecord>> {
+    let dir = out.join("runs");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path: path.clone(), problem: e.to_string() })?;
+        records.push(rec);
+    }
+    records.sort_by(|a, b| {
+        (&a.dataset, &a.method, a.seed)
+            .cmp(&(&b.dataset, &b.method, b.seed))
+            .then(a.noise.fraction.total_cmp(&b.noise.fraction))
+            .then(a.noise.sigma.total_cmp(&b.noise.sigma))
+    });
+    Ok(records)
+}
+
+fn load_record(dir: &Path, key: &str) -> Option<RunRecord> {
+    let path = dir.join(format!("{key}.json"));
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// One line per finished grid cell: above the progress bar, or plain stderr without one.
+fn log_line(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+fn progress_bar(n: u64, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} fits, ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::config::NoiseTarget;
+
+    /// Query-only noise shares the clean fit; reference noise gets its own group.
+    #[test]
+    fn groups_share_clean_reference_fits() {
+        let q = NoiseCondition { fraction: 0.2, sigma: 1.0, target: NoiseTarget::Query, perturb_zeros: true };
+        let b = NoiseCondition { target: NoiseTarget::Both, ..q };
+        let g = reference_groups(&[NoiseCondition::clean(), q, b]);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].len(), 2);
+        assert_eq!(g[1], vec![b]);
+    }
+
+    /// Noise seeds differ between sides and conditions but are stable.
+    #[test]
+    fn noise_seeds_are_stable_and_distinct() {
+        let c = NoiseCondition { fraction: 0.2, sigma: 1.0, target: NoiseTarget::Both, perturb_zeros: true };
+        assert_eq!(noise_seed(1, "d", &c, "query"), noise_seed(1, "d", &c, "query"));
+        assert_ne!(noise_seed(1, "d", &c, "query"), noise_seed(1, "d", &c, "reference"));
+        assert_ne!(noise_seed(1, "d", &c, "query"), noise_seed(2, "d", &c, "query"));
+    }
+}

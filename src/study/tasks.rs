@@ -1,0 +1,156 @@
+//! Turning a [`DatasetSpec`] into a gene-aligned reference/query pair with labels:
+//! simulated profiles, the shared real tasks (`splits/<task>/`), or a user's h5ad files.
+
+use crate::data::h5ad::{read_h5ad, ReadOptions};
+use crate::data::simulate::{simulate, Profile, SimulateOptions};
+use crate::data::split::{align_genes, read_cell_list, split_by_cell_ids, split_by_values, split_stratified};
+use crate::data::{Dataset, Labels};
+use crate::error::{Error, Result};
+use crate::study::config::DatasetSpec;
+use std::path::{Path, PathBuf};
+
+/// A reference/query pair ready for every method.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Data set name (from the config).
+    pub name: String,
+    /// Reference (training) cells.
+    pub reference: Dataset,
+    /// Reference labels.
+    pub reference_labels: Labels,
+    /// Query cells, restricted to the reference's genes.
+    pub query: Dataset,
+    /// True label of each query cell (`None` when missing).
+    pub query_truth: Vec<Option<String>>,
+    /// Notes for the report (value kind, gene alignment, unknown classes).
+    pub notes: Vec<String>,
+}
+
+/// The shared real data folder: `SCROBUST_SHARED_DATA`, else `../shared/data` next to
+/// the working directory. `None` when it does not exist.
+pub fn shared_data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/data"));
+    dir.is_dir().then_some(dir)
+}
+
+/// Load the task a spec describes. Returns `Ok(None)` for a shared task when the shared
+/// data folder is absent (the study notes it and goes on).
+pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Task>> {
+    match spec {
+        DatasetSpec::Simulated { name, profile, cells, genes, seed } => {
+            let profile: Profile = profile.parse()?;
+            let ds = simulate(&SimulateOptions { profile, n_cells: *cells, n_genes: *genes, seed: *seed })?;
+            let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
+            let notes = vec![format!(
+                "simulated {} ({} cells x {} genes, seed {seed}); reference = batch 'reference'",
+                profile_name(spec),
+                ds.n_obs(),
+                ds.n_vars()
+            )];
+            finish(name, &ds.select_cells(&r), &ds.select_cells(&q), "cell_type", notes).map(Some)
+        }
+        DatasetSpec::Shared { name, task } => {
+            let Some(dir) = shared else { return Ok(None) };
+            load_shared_task(name, task, dir).map(Some)
+        }
+        DatasetSpec::H5ad { name, label_key, reference, query, data, split_key, reference_values, train_fraction, use_raw } => {
+            let opts = ReadOptions { use_raw: *use_raw, value_kind: None };
+            match (reference, query, data) {
+                (Some(r), Some(q), None) => {
+                    let r = read_h5ad(r, &opts)?;
+                    let q = read_h5ad(q, &opts)?;
+                    finish(name, &r, &q, label_key, vec![]).map(Some)
+                }
+                (None, None, Some(d)) => {
+                    let ds = read_h5ad(d, &opts)?;
+                    let (ri, qi) = match (split_key, reference_values, train_fraction) {
+                        (Some(k), Some(v), None) => split_by_values(&ds, k, v)?,
+                        (None, None, Some(f)) => split_stratified(&ds.labels(label_key)?, *f, 0)?,
+                        _ => {
+                            return Err(Error::param(
+                                format!("study.datasets.{name}"),
+                                "give either split_key + reference_values or train_fraction",
+                            ))
+                        }
+                    };
+                    finish(name, &ds.select_cells(&ri), &ds.select_cells(&qi), label_key, vec![]).map(Some)
+                }
+                _ => Err(Error::param(
+                    format!("study.datasets.{name}"),
+                    "give either reference + query files or one data file",
+                )),
+            }
+        }
+    }
+}
+
+fn profile_name(spec: &DatasetSpec) -> &str {
+    match spec {
+        DatasetSpec::Simulated { profile, .. } => profile,
+        _ => "",
+    }
+}
+
+/// The shared tasks of `splits/<task>/info.json`.
+fn load_shared_task(name: &str, task: &str, dir: &Path) -> Result<Task> {
+    let split_dir = dir.join("splits").join(task);
+    let ref_ids = read_cell_list(&split_dir.join("ref_cells.txt"))?;
+    let query_ids = read_cell_list(&split_dir.join("query_cells.txt"))?;
+    let (file, label_key, use_raw) = match task {
+        "kang" => ("muscat_kang_pbmc.h5ad", "label", false),
+        "cbmc" => ("scdcc_cite_cbmc_top2000.h5ad", "label", false),
+        "soupx" => ("soupx_pbmc4k_subset.h5ad", "label", false),
+        "pbmc68k" => ("scanpy_pbmc68k_reduced.h5ad", "bulk_labels", true),
+        "pancreas_xin_wang" => {
+            let opts = ReadOptions::default();
+            let r = read_h5ad(&dir.join("scclassify_xin_ref.h5ad"), &opts)?;
+            let q = read_h5ad(&dir.join("scclassify_wang_query.h5ad"), &opts)?;
+            let (ri, _) = split_by_cell_ids(&r, &ref_ids, &[])?;
+            let (_, qi) = split_by_cell_ids(&q, &[], &query_ids)?;
+            let notes = vec!["Xin -> Wang: query cells of classes absent from the reference are not scored".into()];
+            return finish(name, &r.select_cells(&ri), &q.select_cells(&qi), "label", notes);
+        }
+        other => {
+            return Err(Error::param(
+                "study.datasets.task",
+                format!("unknown shared task '{other}'; known: kang, cbmc, soupx, pbmc68k, pancreas_xin_wang"),
+            ))
+        }
+    };
+    let ds = read_h5ad(&dir.join(file), &ReadOptions { use_raw, value_kind: None })?;
+    let (ri, qi) = split_by_cell_ids(&ds, &ref_ids, &query_ids)?;
+    finish(name, &ds.select_cells(&ri), &ds.select_cells(&qi), label_key, vec![format!("shared task {task} ({file})")])
+}
+
+/// Align genes, pull labels, and record what happened.
+fn finish(name: &str, reference: &Dataset, query: &Dataset, label_key: &str, mut notes: Vec<String>) -> Result<Task> {
+    let reference_labels = reference.labels(label_key)?;
+    let query_labels = query.labels(label_key)?;
+    let query_truth: Vec<Option<String>> = (0..query.n_obs()).map(|i| query_labels.name(i).map(str::to_string)).collect();
+    if reference_labels.classes.len() < 2 {
+        return Err(Error::invalid(
+            &reference.source,
+            format!("obs/{label_key}"),
+            "the reference has fewer than two classes: nothing to classify",
+        ));
+    }
+    let (reference, query, alignment) = align_genes(reference, query)?;
+    notes.push(format!(
+        "values: {}; genes: {} shared, {} reference-only dropped, {} query-only dropped",
+        reference.value_kind.as_str(),
+        alignment.n_shared,
+        alignment.n_reference_only,
+        alignment.n_query_only
+    ));
+    let unknown = query_truth
+        .iter()
+        .flatten()
+        .filter(|t| !reference_labels.classes.contains(t))
+        .count();
+    if unknown > 0 {
+        notes.push(format!("{unknown} query cells have classes absent from the reference and are not scored"));
+    }
+    Ok(Task { name: name.to_string(), reference, reference_labels, query, query_truth, notes })
+}
