@@ -3,7 +3,7 @@
 //! Sources: Dao & Gu 2024, "Transformers are SSMs: Generalized Models and Efficient
 //! Algorithms Through Structured State Space Duality" (arXiv 2405.21060); the block follows
 //! state-spaces/mamba `mamba_ssm/modules/mamba2_simple.py` (ngroups = 1), the scan
-//! `ssd_minimal.py` (see [`ssd`]); SC-MAMBA2 (bioRxiv 10.1101/2024.09.30.615775) stacks
+//! `ssd_minimal.py` (see `mamba2/ssd.rs`); SC-MAMBA2 (bioRxiv 10.1101/2024.09.30.615775) stacks
 //! such blocks bidirectionally.
 //!
 //! One layer: `u = RMSNorm(x)`; `x + drop(fwd(u) + flip(bwd(flip(u))))`, where `fwd` and
@@ -20,7 +20,7 @@
 //!
 //! candle-nn 0.11's fused `rms_norm`/`softmax` have no backward. Softplus is composed of
 //! differentiable primitives here; RMSNorm and the causal depthwise conv are CPU kernels
-//! with hand-written backward passes (see [`kernels`]; composed ops on other devices),
+//! with hand-written backward passes (`mamba2/kernels.rs`; composed ops on other devices),
 //! because their composed autograd dominated the step time.
 
 mod kernels;
