@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let records = scrobust::study::runner::load_records(out)?;
     println!("{} grid cells loaded", records.len());
     // ---
-    if let Some(f) = scrobust::study::figures::figure_confusion(&records, 0, &out.join("figures"))? {
+    if let Some(f) = scrobust::study::figures::figure_confusion(&records, 0, &out.join("figures"))?
+    {
         scrobust::plot::evcxr_show_png(&f.png)?;
     }
     Ok(())

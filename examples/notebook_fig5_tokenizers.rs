@@ -7,7 +7,12 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ---
     use scrobust::data::simulate::{simulate, Profile, SimulateOptions};
-    let opts = SimulateOptions { n_cells: Some(1000), n_genes: 1000, seed: 1, ..SimulateOptions::new(Profile::MyeloidLike) };
+    let opts = SimulateOptions {
+        n_cells: Some(1000),
+        n_genes: 1000,
+        seed: 1,
+        ..SimulateOptions::new(Profile::MyeloidLike)
+    };
     let ds = simulate(&opts)?;
     println!("{} cells x {} genes", ds.n_obs(), ds.n_vars());
     // ---

@@ -12,7 +12,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} grid cells loaded", records.len());
     // ---
     for c in scrobust::study::claims::evaluate_claims(&records) {
-        println!("{:<70} published {:+5.1}  measured {:>8}  {}", c.claim, c.published_pp, c.measured_pp.map(|m| format!("{m:+.1}")).unwrap_or_default(), c.verdict);
+        println!(
+            "{:<70} published {:+5.1}  measured {:>8}  {}",
+            c.claim,
+            c.published_pp,
+            c.measured_pp
+                .map(|m| format!("{m:+.1}"))
+                .unwrap_or_default(),
+            c.verdict
+        );
     }
     // ---
     print!("{}", scrobust::study::report::results_csv(&records));

@@ -1,9 +1,8 @@
 //! Proptest strategies shared by the property tests (one module, as anndata-rs does).
 
-use proptest::prelude::*;
 use ndarray::Array2;
+use proptest::prelude::*;
 use scrobust::data::CsrMatrix;
-
 
 /// Class names `c0..c{k-1}` for `k` in `2..=max_classes`.
 pub fn class_names(max_classes: usize) -> impl Strategy<Value = Vec<String>> {
@@ -25,7 +24,6 @@ pub fn labelled_predictions(
         })
     })
 }
-
 
 /// One count value: zero about half the time, else an integer in 1..1000.
 pub fn count_value() -> impl Strategy<Value = f32> {

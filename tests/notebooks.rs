@@ -35,26 +35,52 @@ fn notebooks_match_their_compiled_examples() {
     let mut n = 0;
     for entry in std::fs::read_dir(root.join("examples")).unwrap() {
         let path = entry.unwrap().path();
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("notebook_")) else {
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.strip_prefix("notebook_"))
+        else {
             continue;
         };
         let nb_path = root.join("notebooks").join(format!("{name}.ipynb"));
-        let nb: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&nb_path).unwrap_or_else(|_| panic!("{} missing: run scripts/notebooks.py", nb_path.display())),
-        )
-        .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", nb_path.display()));
-        assert_eq!(nb["metadata"]["kernelspec"]["name"], "rust", "{name}: kernel");
+        let nb: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&nb_path).unwrap_or_else(|_| {
+                panic!("{} missing: run scripts/notebooks.py", nb_path.display())
+            }))
+            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", nb_path.display()));
+        assert_eq!(
+            nb["metadata"]["kernelspec"]["name"], "rust",
+            "{name}: kernel"
+        );
         let code: Vec<String> = nb["cells"]
             .as_array()
             .expect("cells")
             .iter()
             .filter(|c| c["cell_type"] == "code")
-            .map(|c| c["source"].as_array().expect("source").iter().map(|l| l.as_str().unwrap_or("")).collect::<String>())
+            .map(|c| {
+                c["source"]
+                    .as_array()
+                    .expect("source")
+                    .iter()
+                    .map(|l| l.as_str().unwrap_or(""))
+                    .collect::<String>()
+            })
             .collect();
-        assert_eq!(code.first().map(String::as_str), Some(":dep scrobust = { path = \"..\" }"), "{name}: first cell");
+        assert_eq!(
+            code.first().map(String::as_str),
+            Some(":dep scrobust = { path = \"..\" }"),
+            "{name}: first cell"
+        );
         let example = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(code[1..].to_vec(), expected_cells(&example), "{name}: notebook differs from its example; run scripts/notebooks.py");
+        assert_eq!(
+            code[1..].to_vec(),
+            expected_cells(&example),
+            "{name}: notebook differs from its example; run scripts/notebooks.py"
+        );
         n += 1;
     }
-    assert!(n >= 7, "expected an overview and six figure notebooks, found {n}");
+    assert!(
+        n >= 7,
+        "expected an overview and six figure notebooks, found {n}"
+    );
 }

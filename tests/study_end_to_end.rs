@@ -32,7 +32,10 @@ fn results_without_time(out: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let t = header.iter().position(|h| *h == "seconds").expect("seconds column");
+    let t = header
+        .iter()
+        .position(|h| *h == "seconds")
+        .expect("seconds column");
     let mut rows: Vec<String> = lines
         .map(|l| {
             l.split(',')
@@ -57,7 +60,13 @@ fn smoke_study_outputs_and_resume() {
 
     // Outputs of the uninterrupted run.
     let report = std::fs::read_to_string(full.join("REPORT.md")).expect("REPORT.md");
-    for needle in ["Seurat beats Geneformer", "CD14", "20% noisy cells", "config hash", "## Figures"] {
+    for needle in [
+        "Seurat beats Geneformer",
+        "CD14",
+        "20% noisy cells",
+        "config hash",
+        "## Figures",
+    ] {
         assert!(report.contains(needle), "REPORT.md lacks '{needle}'");
     }
     let rows = results_without_time(&full);
@@ -93,7 +102,11 @@ fn smoke_study_outputs_and_resume() {
     let runs = part.join("runs");
     loop {
         let n = std::fs::read_dir(&runs)
-            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
             .unwrap_or(0);
         if n > 0 || started.elapsed() > Duration::from_secs(300) {
             break;
@@ -102,9 +115,15 @@ fn smoke_study_outputs_and_resume() {
     }
     child.kill().expect("kill");
     let _ = child.wait();
-    assert!(!part.join("REPORT.md").exists(), "the study finished before it could be interrupted");
+    assert!(
+        !part.join("REPORT.md").exists(),
+        "the study finished before it could be interrupted"
+    );
     let n_done = std::fs::read_dir(&runs).unwrap().count();
-    assert!(n_done < rows.len(), "nothing left to resume ({n_done} cells done)");
+    assert!(
+        n_done < rows.len(),
+        "nothing left to resume ({n_done} cells done)"
+    );
 
     run_study(&part);
     assert_eq!(results_without_time(&part), rows);

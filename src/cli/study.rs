@@ -44,24 +44,61 @@ pub struct ReproduceArgs {
 /// Run `scrobust study`.
 pub fn run(args: &StudyArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.config).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::FileNotFound { path: args.config.clone() },
+        std::io::ErrorKind::NotFound => Error::FileNotFound {
+            path: args.config.clone(),
+        },
         _ => Error::io(&args.config, e),
     })?;
-    let command = format!("scrobust study --config {} --out {}", args.config.display(), args.out.display());
-    run_profile(&text, &args.config, &args.out, &command, args.json, !args.no_progress)
+    let command = format!(
+        "scrobust study --config {} --out {}",
+        args.config.display(),
+        args.out.display()
+    );
+    run_profile(
+        &text,
+        &args.config,
+        &args.out,
+        &command,
+        args.json,
+        !args.no_progress,
+    )
 }
 
 /// Run `scrobust reproduce`: the compiled-in quick profile.
 pub fn run_reproduce(args: &ReproduceArgs) -> Result<()> {
     let command = format!("scrobust reproduce --out {}", args.out.display());
-    run_profile(QUICK_PROFILE, Path::new("configs/quick.toml"), &args.out, &command, false, !args.no_progress)
+    run_profile(
+        QUICK_PROFILE,
+        Path::new("configs/quick.toml"),
+        &args.out,
+        &command,
+        false,
+        !args.no_progress,
+    )
 }
 
-fn run_profile(text: &str, path: &Path, out: &Path, command: &str, json: bool, progress: bool) -> Result<()> {
+fn run_profile(
+    text: &str,
+    path: &Path,
+    out: &Path,
+    command: &str,
+    json: bool,
+    progress: bool,
+) -> Result<()> {
     let cfg = StudyConfig::from_toml_str(text, path)?;
     let started = Instant::now();
-    let config_hash: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    eprintln!("study '{}': {} data sets, {} methods, {} seeds, {} noise conditions", cfg.name, cfg.datasets.len(), cfg.methods.len(), cfg.seeds.len(), cfg.conditions().len());
+    let config_hash: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    eprintln!(
+        "study '{}': {} data sets, {} methods, {} seeds, {} noise conditions",
+        cfg.name,
+        cfg.datasets.len(),
+        cfg.methods.len(),
+        cfg.seeds.len(),
+        cfg.conditions().len()
+    );
     let output = run_study(&cfg, text, out, progress)?;
     let figures = draw_all(&cfg, &output, out)?;
     let ctx = ReportContext {

@@ -1,17 +1,21 @@
 //! `scrobust transfer`: fit a statistical baseline on a reference and classify a query.
-//! Reference and query come from two files, or from one file with two cell-id lists.
+//! Reference and query come from two files (`--reference`, `--query`) or from one file
+//! (`--data`) split by obs values (`--split-key K --reference-values a,b*`), by a
+//! stratified random split (`--split stratified --train-fraction F --seed S`) or by two
+//! cell-id lists (`--reference-cells`, `--query-cells`).
 //! JSON (`--json`) holds the DESIGN.md classification fields plus `n_skipped_unknown`,
-//! `n_anchors` (Seurat) and warnings; the prediction CSV is written atomically.
+//! `n_anchors` (Seurat) and warnings. The prediction CSV and the annotated query h5ad
+//! (`--out-h5ad`) are written atomically.
 
 use crate::baseline::{
     restrict_to_query_genes, BaselineMethod, KnnParams, LogisticParams, SeuratParams,
 };
-use crate::data::h5ad::{read_h5ad, ReadOptions};
-use crate::data::{Dataset, Labels};
+use crate::data::h5ad::{read_h5ad, write_h5ad, ReadOptions};
+use crate::data::split::{split_by_cell_ids, split_by_values, split_stratified};
+use crate::data::{Column, Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::eval::Prediction;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `scrobust transfer`.
@@ -32,6 +36,19 @@ pub struct TransferArgs {
     /// File of query cell ids, one per line (with --data).
     #[arg(long)]
     pub query_cells: Option<PathBuf>,
+    /// obs column that splits --data into reference and query (with --reference-values).
+    #[arg(long)]
+    pub split_key: Option<String>,
+    /// Comma-separated values of --split-key that make the reference; a trailing `*`
+    /// matches a prefix (`ctrl:*`). All other cells are the query.
+    #[arg(long, value_delimiter = ',')]
+    pub reference_values: Option<Vec<String>>,
+    /// Random split of --data within each class of --label-key (seeded by --seed).
+    #[arg(long, value_parser = ["stratified"])]
+    pub split: Option<String>,
+    /// Reference share of each class with --split stratified.
+    #[arg(long, default_value_t = 0.8)]
+    pub train_fraction: f64,
     /// obs column holding the cell-type labels.
     #[arg(long)]
     pub label_key: String,
@@ -50,6 +67,10 @@ pub struct TransferArgs {
     /// Write predictions (cell_id,true_label,predicted_label,score) to this CSV.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the query cells to this h5ad with obs columns `predicted_label`
+    /// (categorical) and `prediction_score` (float).
+    #[arg(long)]
+    pub out_h5ad: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -75,38 +96,78 @@ fn read_ids(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-fn select_ids(ds: &Dataset, ids: &[String], list: &Path) -> Result<Dataset> {
-    let pos: HashMap<&str, usize> = ds
-        .cell_ids
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.as_str(), i))
-        .collect();
-    let rows = ids
-        .iter()
-        .map(|c| {
-            pos.get(c.as_str()).copied().ok_or_else(|| {
-                Error::invalid(
-                    list.display().to_string(),
-                    "cell id",
-                    format!("'{c}' is not a cell of {}", ds.source),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(ds.select_cells(&rows))
+/// The one-file forms: which of the three ways of splitting `--data` was asked for.
+enum OneFileSplit<'a> {
+    CellLists(&'a Path, &'a Path),
+    ByValues(&'a str, &'a [String]),
+    Stratified(f64),
 }
 
+fn one_file_split(args: &TransferArgs) -> Result<OneFileSplit<'_>> {
+    let lists = (&args.reference_cells, &args.query_cells);
+    let values = (&args.split_key, &args.reference_values);
+    let chosen = [
+        lists.0.is_some() || lists.1.is_some(),
+        values.0.is_some() || values.1.is_some(),
+        args.split.is_some(),
+    ];
+    if chosen.iter().filter(|&&c| c).count() != 1 {
+        return Err(Error::param(
+            "split",
+            "with --data give exactly one of: --reference-cells and --query-cells; \
+             --split-key and --reference-values; --split stratified",
+        ));
+    }
+    match (lists, values, args.split.as_deref()) {
+        ((Some(rc), Some(qc)), _, _) => Ok(OneFileSplit::CellLists(rc, qc)),
+        ((Some(_), None) | (None, Some(_)), _, _) => Err(Error::param(
+            "reference-cells",
+            "--reference-cells and --query-cells go together",
+        )),
+        (_, (Some(key), Some(vals)), _) => Ok(OneFileSplit::ByValues(key, vals)),
+        (_, (Some(_), None) | (None, Some(_)), _) => Err(Error::param(
+            "split-key",
+            "--split-key and --reference-values go together",
+        )),
+        _ => Ok(OneFileSplit::Stratified(args.train_fraction)),
+    }
+}
+
+/// Reference and query cells, in file order (cell lists: in list order).
 fn load(args: &TransferArgs) -> Result<(Dataset, Dataset)> {
-    match (&args.reference, &args.query, &args.data, &args.reference_cells, &args.query_cells) {
-        (Some(r), Some(q), None, None, None) => Ok((read(r, args.use_raw)?, read(q, args.use_raw)?)),
-        (None, None, Some(d), Some(rc), Some(qc)) => {
+    match (&args.reference, &args.query, &args.data) {
+        (Some(r), Some(q), None) => {
+            if args.reference_cells.is_some()
+                || args.query_cells.is_some()
+                || args.split_key.is_some()
+                || args.reference_values.is_some()
+                || args.split.is_some()
+            {
+                return Err(Error::param(
+                    "input",
+                    "the split options (--reference-cells, --split-key, --split ...) need --data, not --reference and --query",
+                ));
+            }
+            Ok((read(r, args.use_raw)?, read(q, args.use_raw)?))
+        }
+        (None, None, Some(d)) => {
+            let split = one_file_split(args)?;
             let ds = read(d, args.use_raw)?;
-            Ok((select_ids(&ds, &read_ids(rc)?, rc)?, select_ids(&ds, &read_ids(qc)?, qc)?))
+            let (rows_ref, rows_query) = match split {
+                OneFileSplit::CellLists(rc, qc) => {
+                    split_by_cell_ids(&ds, &read_ids(rc)?, &read_ids(qc)?)?
+                }
+                OneFileSplit::ByValues(key, vals) => split_by_values(&ds, key, vals)?,
+                OneFileSplit::Stratified(fraction) => {
+                    split_stratified(&ds.labels(&args.label_key)?, fraction, args.seed)?
+                }
+            };
+            Ok((ds.select_cells(&rows_ref), ds.select_cells(&rows_query)))
         }
         _ => Err(Error::param(
             "input",
-            "give either --reference and --query, or --data with --reference-cells and --query-cells",
+            "give either --reference and --query, or --data with a split \
+             (--split-key/--reference-values, --split stratified, or --reference-cells/--query-cells)",
         )),
     }
 }
@@ -185,6 +246,9 @@ pub fn run(args: TransferArgs) -> Result<()> {
         }
         crate::study::write_atomic(path, csv.as_bytes())?;
     }
+    if let Some(path) = &args.out_h5ad {
+        write_h5ad(&annotated_query(&query, &prediction)?, path)?;
+    }
     eprintln!(
         "{}: accuracy {:.4}, macro F1 {:.4} on {} query cells ({:.2} s)",
         method.as_str(),
@@ -212,6 +276,29 @@ pub fn run(args: TransferArgs) -> Result<()> {
     Ok(())
 }
 
+/// The query with the predictions as obs columns `predicted_label` (categorical over the
+/// reference classes, in their order) and `prediction_score`.
+fn annotated_query(query: &Dataset, prediction: &Prediction) -> Result<Dataset> {
+    let mut out = query.clone();
+    let codes = prediction
+        .predicted
+        .iter()
+        .map(|&p| i32::try_from(p).map_err(|_| Error::param("prediction", "too many classes")))
+        .collect::<Result<Vec<i32>>>()?;
+    out.set_column(
+        "predicted_label",
+        Column::Categorical {
+            codes,
+            categories: prediction.classes.clone(),
+        },
+    )?;
+    out.set_column(
+        "prediction_score",
+        Column::Float(prediction.scores.iter().map(|&s| f64::from(s)).collect()),
+    )?;
+    Ok(out)
+}
+
 /// CSV field, quoted when it holds a comma, quote or newline.
 fn quote(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -233,6 +320,113 @@ mod tests {
         assert_eq!(quote("x\"y"), "\"x\"\"y\"");
     }
 
+    fn args(label_key: &str) -> TransferArgs {
+        TransferArgs {
+            reference: None,
+            query: None,
+            data: None,
+            reference_cells: None,
+            query_cells: None,
+            split_key: None,
+            reference_values: None,
+            split: None,
+            train_fraction: 0.8,
+            label_key: label_key.into(),
+            method: "knn".into(),
+            use_raw: false,
+            k_filter: None,
+            seed: 0,
+            out: None,
+            out_h5ad: None,
+            json: false,
+        }
+    }
+
+    /// A small labelled data set with a `batch` column (`ctrl:0`, `ctrl:1`, `stim:0`),
+    /// written to an h5ad in `dir`.
+    fn write_fixture(dir: &Path) -> PathBuf {
+        let (mut ds, _) = crate::baseline::testutil::clustered_counts(30, 3, 40, 7);
+        let batch: Vec<String> = (0..ds.n_obs())
+            .map(|i| ["ctrl:0", "ctrl:1", "stim:0"][(i / 3) % 3].to_string())
+            .collect();
+        ds.set_column("batch", Column::categorical_from_strings(&batch))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("data.h5ad");
+        write_h5ad(&ds, &path).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    /// `--data --split-key batch --reference-values ctrl:*` puts the two ctrl batches in
+    /// the reference and the stim batch in the query; `--out-h5ad` writes the query cells
+    /// with `predicted_label` (categorical) and `prediction_score` (float in [0, 1]).
+    #[test]
+    fn split_by_values_and_annotated_h5ad() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut a = args("label");
+        a.data = Some(write_fixture(dir.path()));
+        a.split_key = Some("batch".into());
+        a.reference_values = Some(vec!["ctrl:*".into()]);
+        let (reference, query) = load(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((reference.n_obs(), query.n_obs()), (60, 30));
+        let out = dir.path().join("q.h5ad");
+        a.out_h5ad = Some(out.clone());
+        run(a).unwrap_or_else(|e| panic!("{e}"));
+        let back = read_h5ad(&out, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.n_obs(), 30);
+        assert_eq!(back.cell_ids, query.cell_ids);
+        match back
+            .column("predicted_label")
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            Column::Categorical { codes, categories } => {
+                assert_eq!(categories, &["type0", "type1", "type2"]);
+                assert!(codes.iter().all(|&c| (0..3).contains(&c)));
+            }
+            other => panic!("predicted_label is not categorical: {other:?}"),
+        }
+        match back
+            .column("prediction_score")
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            Column::Float(v) => assert!(v.iter().all(|s| (0.0..=1.0).contains(s))),
+            other => panic!("prediction_score is not float: {other:?}"),
+        }
+    }
+
+    /// `--split stratified` keeps round(0.8 × 30) = 24 cells of each class in the
+    /// reference, and the same seed gives the same split.
+    #[test]
+    fn stratified_split_is_seeded() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut a = args("label");
+        a.data = Some(write_fixture(dir.path()));
+        a.split = Some("stratified".into());
+        let (r1, q1) = load(&a).unwrap_or_else(|e| panic!("{e}"));
+        let (r2, _) = load(&a).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r1.n_obs(), q1.n_obs()), (72, 18));
+        assert_eq!(r1.cell_ids, r2.cell_ids);
+        let counts = r1
+            .labels("label")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .counts();
+        assert_eq!(counts, vec![24, 24, 24]);
+    }
+
+    /// Asking for two split forms at once, or half of one, is a parameter error that
+    /// names the options; nothing is read.
+    #[test]
+    fn rejects_ambiguous_split() {
+        let mut a = args("label");
+        a.data = Some("absent.h5ad".into());
+        a.split = Some("stratified".into());
+        a.split_key = Some("batch".into());
+        let err = load(&a).unwrap_err().to_string();
+        assert!(err.contains("exactly one of"), "{err}");
+        a.split = None;
+        let err = load(&a).unwrap_err().to_string();
+        assert!(err.contains("--reference-values"), "{err}");
+    }
+
     /// Mixing the two-file and one-file forms is a clear parameter error.
     #[test]
     fn rejects_mixed_inputs() {
@@ -242,12 +436,17 @@ mod tests {
             data: Some("d.h5ad".into()),
             reference_cells: None,
             query_cells: None,
+            split_key: None,
+            reference_values: None,
+            split: None,
+            train_fraction: 0.8,
             label_key: "label".into(),
             method: "seurat".into(),
             use_raw: false,
             k_filter: None,
             seed: 0,
             out: None,
+            out_h5ad: None,
             json: false,
         };
         let err = run(args).unwrap_err().to_string();

@@ -8,7 +8,11 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -26,9 +30,16 @@ fn base64(bytes: &[u8]) -> String {
 pub fn evcxr_show_png(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if !bytes.starts_with(b"\x89PNG") {
-        return Err(Error::invalid(path.display().to_string(), "png", "not a PNG file"));
+        return Err(Error::invalid(
+            path.display().to_string(),
+            "png",
+            "not a PNG file",
+        ));
     }
-    println!("EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT", base64(&bytes));
+    println!(
+        "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
+        base64(&bytes)
+    );
     Ok(())
 }
 

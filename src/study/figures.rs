@@ -5,8 +5,9 @@ use crate::error::Result;
 use crate::eval::summarize_over_seeds;
 use crate::perturb::GaussianNoise;
 use crate::plot::{
-    accuracy_bars, confusion_heatmaps, noise_curves, params_vs_accuracy, prediction_shift, tokenizer_info, FigurePaths,
-    MethodScore, NoiseAxis, NoisePoint, ParamPoint, ShiftRow, TokenInfoRow,
+    accuracy_bars, confusion_heatmaps, noise_curves, params_vs_accuracy, prediction_shift,
+    tokenizer_info, FigurePaths, MethodScore, NoiseAxis, NoisePoint, ParamPoint, ShiftRow,
+    TokenInfoRow,
 };
 use crate::study::claims::pretty;
 use crate::study::config::StudyConfig;
@@ -59,14 +60,29 @@ pub fn draw_all(cfg: &StudyConfig, output: &StudyOutput, out: &Path) -> Result<V
     written.extend(figure_confusion(recs, cfg.seeds[0], &dir)?);
     if cfg.tokenizer_info {
         if let Some(task) = &output.first_task {
-            let sigma = cfg.perturbations.first().and_then(|p| p.sigmas.first().copied()).unwrap_or(1.0);
-            written.push(figure_tokenizer(&task.reference, sigma, cfg.seeds[0], &dir)?);
+            let sigma = cfg
+                .perturbations
+                .first()
+                .and_then(|p| p.sigmas.first().copied())
+                .unwrap_or(1.0);
+            written.push(figure_tokenizer(
+                &task.reference,
+                sigma,
+                cfg.seeds[0],
+                &dir,
+            )?);
         }
     }
     written.extend(figure_params(recs, &dir)?);
     Ok(written
         .iter()
-        .map(|p| p.png.strip_prefix(out).unwrap_or(&p.png).to_string_lossy().into_owned())
+        .map(|p| {
+            p.png
+                .strip_prefix(out)
+                .unwrap_or(&p.png)
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect())
 }
 
@@ -77,13 +93,33 @@ pub fn figure_accuracy(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePa
     let mut scores = Vec::new();
     for d in &datasets {
         for m in &methods {
-            let rs: Vec<&RunRecord> = recs.iter().filter(|r| &r.dataset == d && &r.method == m && clean(r)).collect();
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
+                .collect();
             for (metric, vals) in [
-                ("accuracy", rs.iter().map(|r| (r.report.accuracy, r.accuracy_ci)).collect::<Vec<_>>()),
-                ("macro_f1", rs.iter().map(|r| (r.report.macro_f1, r.macro_f1_ci)).collect::<Vec<_>>()),
+                (
+                    "accuracy",
+                    rs.iter()
+                        .map(|r| (r.report.accuracy, r.accuracy_ci))
+                        .collect::<Vec<_>>(),
+                ),
+                (
+                    "macro_f1",
+                    rs.iter()
+                        .map(|r| (r.report.macro_f1, r.macro_f1_ci))
+                        .collect::<Vec<_>>(),
+                ),
             ] {
                 if let Some((mean, lo, hi)) = mean_ci(&vals) {
-                    scores.push(MethodScore { dataset: d.clone(), method: pretty(m).into(), metric: metric.into(), mean, ci_low: lo, ci_high: hi });
+                    scores.push(MethodScore {
+                        dataset: d.clone(),
+                        method: pretty(m).into(),
+                        metric: metric.into(),
+                        mean,
+                        ci_low: lo,
+                        ci_high: hi,
+                    });
                 }
             }
         }
@@ -103,12 +139,18 @@ pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> 
     if !noisy.is_empty() {
         let sigma0 = noisy[0].noise.sigma;
         let frac_max = noisy.iter().map(|r| r.noise.fraction).fold(0.0, f64::max);
-        for (axis, stem) in [(NoiseAxis::Fraction, "fig2_accuracy_vs_noise_fraction"), (NoiseAxis::Sigma, "fig2b_accuracy_vs_sigma")] {
+        for (axis, stem) in [
+            (NoiseAxis::Fraction, "fig2_accuracy_vs_noise_fraction"),
+            (NoiseAxis::Sigma, "fig2b_accuracy_vs_sigma"),
+        ] {
             let mut points = Vec::new();
             for d in &datasets {
                 for m in &methods {
                     let mut conds: Vec<(f64, f64)> = vec![(0.0, 0.0)];
-                    for r in recs.iter().filter(|r| &r.dataset == d && &r.method == m && !clean(r)) {
+                    for r in recs
+                        .iter()
+                        .filter(|r| &r.dataset == d && &r.method == m && !clean(r))
+                    {
                         let keep = match axis {
                             NoiseAxis::Fraction => r.noise.sigma == sigma0,
                             NoiseAxis::Sigma => r.noise.fraction == frac_max,
@@ -120,7 +162,15 @@ pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> 
                     for (f, s) in conds {
                         let vals: Vec<(f64, (f64, f64))> = recs
                             .iter()
-                            .filter(|r| &r.dataset == d && &r.method == m && if f == 0.0 { clean(r) } else { r.noise.fraction == f && r.noise.sigma == s })
+                            .filter(|r| {
+                                &r.dataset == d
+                                    && &r.method == m
+                                    && if f == 0.0 {
+                                        clean(r)
+                                    } else {
+                                        r.noise.fraction == f && r.noise.sigma == s
+                                    }
+                            })
                             .map(|r| (r.report.accuracy, r.accuracy_ci))
                             .collect();
                         if let Some((mean, lo, hi)) = mean_ci(&vals) {
@@ -132,7 +182,15 @@ pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> 
                             } else {
                                 (f, s)
                             };
-                            points.push(NoisePoint { dataset: d.clone(), method: pretty(m).into(), noise_fraction: nf, sigma: ns, mean, ci_low: lo, ci_high: hi });
+                            points.push(NoisePoint {
+                                dataset: d.clone(),
+                                method: pretty(m).into(),
+                                noise_fraction: nf,
+                                sigma: ns,
+                                mean,
+                                ci_low: lo,
+                                ci_high: hi,
+                            });
                         }
                     }
                 }
@@ -157,11 +215,24 @@ pub fn figure_shift(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths
     let mut shifts = Vec::new();
     for d in &datasets {
         for m in &methods {
-            let rs: Vec<&RunRecord> = recs.iter().filter(|r| &r.dataset == d && &r.method == m && clean(r)).collect();
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
+                .collect();
             if let Some(first) = rs.first() {
                 for (k, c) in first.report.per_class.iter().enumerate() {
-                    let mean = rs.iter().filter_map(|r| r.report.per_class.get(k)).map(|x| x.share_shift_pp).sum::<f64>() / rs.len() as f64;
-                    shifts.push(ShiftRow { dataset: d.clone(), method: pretty(m).into(), class: c.class.clone(), shift_pp: mean });
+                    let mean = rs
+                        .iter()
+                        .filter_map(|r| r.report.per_class.get(k))
+                        .map(|x| x.share_shift_pp)
+                        .sum::<f64>()
+                        / rs.len() as f64;
+                    shifts.push(ShiftRow {
+                        dataset: d.clone(),
+                        method: pretty(m).into(),
+                        class: c.class.clone(),
+                        shift_pp: mean,
+                    });
                 }
             }
         }
@@ -211,7 +282,12 @@ pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Resu
     for (cond, m) in [("clean", x), ("noisy", &noisy_x)] {
         for tok in [InfoTokenizer::Binning(&binning), InfoTokenizer::Rank(&rank)] {
             let rep = measure(m, kind, tok, seed)?;
-            rows.push(TokenInfoRow { tokenizer: tok.name().into(), condition: cond.into(), mi_bits: rep.mutual_information_bits, spearman: rep.spearman_within_cell });
+            rows.push(TokenInfoRow {
+                tokenizer: tok.name().into(),
+                condition: cond.into(),
+                mi_bits: rep.mutual_information_bits,
+                spearman: rep.spearman_within_cell,
+            });
         }
     }
     tokenizer_info(&rows, &dir.join("fig5_tokenizer_information"))
@@ -224,8 +300,14 @@ pub fn figure_params(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePath
     let mut pts = Vec::new();
     for d in &datasets {
         for m in &methods {
-            let rs: Vec<&RunRecord> = recs.iter().filter(|r| &r.dataset == d && &r.method == m && clean(r) && r.n_params.is_some()).collect();
-            let vals: Vec<(f64, (f64, f64))> = rs.iter().map(|r| (r.report.accuracy, r.accuracy_ci)).collect();
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r) && r.n_params.is_some())
+                .collect();
+            let vals: Vec<(f64, (f64, f64))> = rs
+                .iter()
+                .map(|r| (r.report.accuracy, r.accuracy_ci))
+                .collect();
             if let (Some(first), Some((mean, lo, hi))) = (rs.first(), mean_ci(&vals)) {
                 pts.push(ParamPoint {
                     model: format!("{} ({d})", pretty(m)),

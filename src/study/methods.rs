@@ -19,9 +19,22 @@ impl MethodContext {
     /// Read the model/training sections of a profile (absent sections are fine when the
     /// profile runs only baselines).
     pub fn from_profile(text: &str) -> Result<Self> {
-        let value: toml::Value = toml::from_str(text).map_err(|e| Error::Parse { path: "<profile>".into(), problem: e.to_string() })?;
-        let train = if value.get("train").is_some() { Some(TrainConfig::from_toml_str(text, std::path::Path::new("<profile>"))?) } else { None };
-        Ok(Self { train, model_sections: value })
+        let value: toml::Value = toml::from_str(text).map_err(|e| Error::Parse {
+            path: "<profile>".into(),
+            problem: e.to_string(),
+        })?;
+        let train = if value.get("train").is_some() {
+            Some(TrainConfig::from_toml_str(
+                text,
+                std::path::Path::new("<profile>"),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            train,
+            model_sections: value,
+        })
     }
 
     /// The settings that determine `method`'s result, as text for the cache key.
@@ -29,8 +42,15 @@ impl MethodContext {
         match model_kind(method) {
             Some(_) => format!(
                 "{}|{}",
-                self.model_sections.get("train").map(|v| v.to_string()).unwrap_or_default(),
-                self.model_sections.get("models").and_then(|m| m.get(method)).map(|v| v.to_string()).unwrap_or_default()
+                self.model_sections
+                    .get("train")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                self.model_sections
+                    .get("models")
+                    .and_then(|m| m.get(method))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
             ),
             None => format!("baseline-defaults-{method}"),
         }
@@ -78,25 +98,36 @@ pub fn run_method(
             .iter()
             .map(|q| fit_predict(BaselineMethod::Seurat, reference, labels, q, seed))
             .collect::<Result<Vec<_>>>()?;
-        return Ok(MethodOutcome { predictions, n_params: None });
+        return Ok(MethodOutcome {
+            predictions,
+            n_params: None,
+        });
     }
     let stacked = stack_cells(queries)?;
     let (pred, n_params) = if let Some(b) = baseline {
         (fit_predict(b, reference, labels, &stacked, seed)?, None)
     } else {
-        let kind = model_kind(method).ok_or_else(|| Error::param("method", format!("unknown method '{method}'")))?;
-        let cfg = ctx
-            .train
-            .as_ref()
-            .ok_or_else(|| Error::param("train", format!("the profile has no [train] section, needed by {method}")))?;
+        let kind = model_kind(method)
+            .ok_or_else(|| Error::param("method", format!("unknown method '{method}'")))?;
+        let cfg = ctx.train.as_ref().ok_or_else(|| {
+            Error::param(
+                "train",
+                format!("the profile has no [train] section, needed by {method}"),
+            )
+        })?;
         let outcome = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
         (outcome.prediction, Some(outcome.n_params))
     };
-    Ok(MethodOutcome { predictions: unstack(&pred, queries), n_params })
+    Ok(MethodOutcome {
+        predictions: unstack(&pred, queries),
+        n_params,
+    })
 }
 
 fn stack_cells(parts: &[Dataset]) -> Result<Dataset> {
-    let first = parts.first().ok_or_else(|| Error::param("queries", "no query given"))?;
+    let first = parts
+        .first()
+        .ok_or_else(|| Error::param("queries", "no query given"))?;
     if parts.len() == 1 {
         return Ok(first.clone());
     }
@@ -134,7 +165,11 @@ fn unstack(pred: &Prediction, parts: &[Dataset]) -> Vec<Prediction> {
 pub fn perturb(ds: &Dataset, cond: &NoiseCondition, seed: u64) -> Result<Dataset> {
     use crate::perturb::{GaussianNoise, NoiseTarget, ZeroHandling};
     let noise = GaussianNoise {
-        zeros: if cond.perturb_zeros { ZeroHandling::Perturb } else { ZeroHandling::Keep },
+        zeros: if cond.perturb_zeros {
+            ZeroHandling::Perturb
+        } else {
+            ZeroHandling::Keep
+        },
         // The runner chooses the side; this call perturbs the data set it is given.
         target: NoiseTarget::Both,
         ..GaussianNoise::new(cond.fraction, cond.sigma)
