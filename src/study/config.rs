@@ -324,9 +324,13 @@ mod shipped_profiles {
             let cfg = StudyConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(!cfg.conditions().is_empty());
             let text = std::fs::read_to_string(&path).unwrap();
-            crate::models::TrainConfig::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+            crate::models::TrainConfig::from_toml_str(&text, &path)
+                .unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
-        assert!(n >= 4, "expected smoke, quick, paper and paper-real profiles, found {n}");
+        assert!(
+            n >= 4,
+            "expected smoke, quick, paper and paper-real profiles, found {n}"
+        );
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
 use crate::eval::Prediction;
+use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
 use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
 use crate::study::methods::{run_method, MethodContext};
 use crate::study::tasks::{load_task, Task};
@@ -57,7 +57,12 @@ pub const CODE_VERSION: &str = concat!("scrobust-", env!("CARGO_PKG_VERSION"), "
 
 /// Run the study described by `cfg` (the `[study]` section) with the full profile text
 /// `profile_text` (its model/train sections enter the cache key), writing to `out`.
-pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bool) -> Result<StudyOutput> {
+pub fn run_study(
+    cfg: &StudyConfig,
+    profile_text: &str,
+    out: &Path,
+    progress: bool,
+) -> Result<StudyOutput> {
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let shared = crate::study::tasks::shared_data_dir();
@@ -68,15 +73,24 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
     let mut first_task = None;
     let mut n_computed = 0usize;
 
-    let n_groups: usize = cfg.datasets.len() * cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len();
+    let n_groups: usize = cfg.datasets.len()
+        * cfg.seeds.len()
+        * cfg.methods.len()
+        * reference_groups(&conditions).len();
     let bar = progress_bar(n_groups as u64, progress);
 
     for spec in &cfg.datasets {
         let task = match load_task(spec, shared.as_deref())? {
             Some(t) => t,
             None => {
-                notes.push(format!("{}: skipped (shared data folder not found; set SCROBUST_SHARED_DATA)", spec.name()));
-                bar.inc((cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len()) as u64);
+                notes.push(format!(
+                    "{}: skipped (shared data folder not found; set SCROBUST_SHARED_DATA)",
+                    spec.name()
+                ));
+                bar.inc(
+                    (cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len())
+                        as u64,
+                );
                 continue;
             }
         };
@@ -89,9 +103,20 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
                 for group in reference_groups(&conditions) {
                     let keys: Vec<String> = group
                         .iter()
-                        .map(|c| cell_key(spec, method, seed, c, &ctx.hash_input(method), cfg.bootstrap, &data_hash))
+                        .map(|c| {
+                            cell_key(
+                                spec,
+                                method,
+                                seed,
+                                c,
+                                &ctx.hash_input(method),
+                                cfg.bootstrap,
+                                &data_hash,
+                            )
+                        })
                         .collect();
-                    let cached: Option<Vec<RunRecord>> = keys.iter().map(|k| load_record(&runs_dir, k)).collect();
+                    let cached: Option<Vec<RunRecord>> =
+                        keys.iter().map(|k| load_record(&runs_dir, k)).collect();
                     if let Some(done) = cached {
                         records.extend(done);
                         bar.inc(1);
@@ -100,28 +125,57 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
                     let reference_noise = group.iter().find(|c| c.touches_reference()).copied();
                     let started = Instant::now();
                     let reference = match reference_noise {
-                        Some(c) => crate::study::methods::perturb(&task.reference, &c, noise_seed(seed, &task.name, &c, "reference"))?,
+                        Some(c) => crate::study::methods::perturb(
+                            &task.reference,
+                            &c,
+                            noise_seed(seed, &task.name, &c, "reference"),
+                        )?,
                         None => task.reference.clone(),
                     };
                     let queries: Vec<Dataset> = group
                         .iter()
                         .map(|c| {
                             if c.touches_query() {
-                                crate::study::methods::perturb(&task.query, c, noise_seed(seed, &task.name, c, "query"))
+                                crate::study::methods::perturb(
+                                    &task.query,
+                                    c,
+                                    noise_seed(seed, &task.name, c, "query"),
+                                )
                             } else {
                                 Ok(task.query.clone())
                             }
                         })
                         .collect::<Result<_>>()?;
-                    let outcome = run_method(&ctx, method, &reference, &task.reference_labels, &queries, seed, progress)?;
+                    let outcome = run_method(
+                        &ctx,
+                        method,
+                        &reference,
+                        &task.reference_labels,
+                        &queries,
+                        seed,
+                        progress,
+                    )?;
                     let seconds = started.elapsed().as_secs_f64();
                     for ((cond, key), pred) in group.iter().zip(&keys).zip(&outcome.predictions) {
-                        let rec = score(&task, method, seed, *cond, key, pred, outcome.n_params, seconds, cfg.bootstrap)?;
+                        let rec = score(
+                            &task,
+                            method,
+                            seed,
+                            *cond,
+                            key,
+                            pred,
+                            outcome.n_params,
+                            seconds,
+                            cfg.bootstrap,
+                        )?;
                         log_line(&bar, format!(
                             "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
                             rec.dataset, rec.method, seed, cond.fraction, cond.sigma, cond.target, rec.report.accuracy, rec.report.macro_f1, seconds
                         ));
-                        write_atomic(&runs_dir.join(format!("{key}.json")), &serde_json::to_vec_pretty(&rec).map_err(json_err)?)?;
+                        write_atomic(
+                            &runs_dir.join(format!("{key}.json")),
+                            &serde_json::to_vec_pretty(&rec).map_err(json_err)?,
+                        )?;
                         records.push(rec);
                         n_computed += 1;
                     }
@@ -134,17 +188,29 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
         }
     }
     bar.finish_and_clear();
-    Ok(StudyOutput { records, notes, first_task, n_computed })
+    Ok(StudyOutput {
+        records,
+        notes,
+        first_task,
+        n_computed,
+    })
 }
 
 fn json_err(e: serde_json::Error) -> Error {
-    Error::Parse { path: PathBuf::from("<json>"), problem: e.to_string() }
+    Error::Parse {
+        path: PathBuf::from("<json>"),
+        problem: e.to_string(),
+    }
 }
 
 /// Conditions grouped by what the reference sees: all clean-reference conditions share
 /// one fit; each condition that perturbs the reference needs its own.
 fn reference_groups(conditions: &[NoiseCondition]) -> Vec<Vec<NoiseCondition>> {
-    let mut clean_ref: Vec<NoiseCondition> = conditions.iter().filter(|c| !c.touches_reference()).copied().collect();
+    let mut clean_ref: Vec<NoiseCondition> = conditions
+        .iter()
+        .filter(|c| !c.touches_reference())
+        .copied()
+        .collect();
     let mut groups = Vec::new();
     if !clean_ref.is_empty() {
         groups.push(std::mem::take(&mut clean_ref));
@@ -167,11 +233,31 @@ fn score(
     seconds: f64,
     bootstrap: usize,
 ) -> Result<RunRecord> {
-    let predicted: Vec<String> = (0..pred.predicted.len()).map(|i| pred.label(i).to_string()).collect();
-    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes)?;
+    let predicted: Vec<String> = (0..pred.predicted.len())
+        .map(|i| pred.label(i).to_string())
+        .collect();
+    let report = evaluate(
+        &task.query_truth,
+        &predicted,
+        &task.reference_labels.classes,
+    )?;
     let boot_seed = seed ^ 0x5eed_b007;
-    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed)?;
-    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed)?;
+    let accuracy_ci = bootstrap_ci(
+        &task.query_truth,
+        &predicted,
+        &task.reference_labels.classes,
+        Metric::Accuracy,
+        bootstrap,
+        boot_seed,
+    )?;
+    let macro_f1_ci = bootstrap_ci(
+        &task.query_truth,
+        &predicted,
+        &task.reference_labels.classes,
+        Metric::MacroF1,
+        bootstrap,
+        boot_seed,
+    )?;
     Ok(RunRecord {
         key: key.to_string(),
         dataset: task.name.clone(),
@@ -218,7 +304,15 @@ fn fingerprint(task: &Task) -> String {
     hex(&h.finalize())
 }
 
-fn cell_key(spec: &DatasetSpec, method: &str, seed: u64, cond: &NoiseCondition, method_cfg: &str, bootstrap: usize, data_hash: &str) -> String {
+fn cell_key(
+    spec: &DatasetSpec,
+    method: &str,
+    seed: u64,
+    cond: &NoiseCondition,
+    method_cfg: &str,
+    bootstrap: usize,
+    data_hash: &str,
+) -> String {
     let text = serde_json::json!({
         "code": CODE_VERSION,
         "dataset": spec,
@@ -234,7 +328,10 @@ fn cell_key(spec: &DatasetSpec, method: &str, seed: u64, cond: &NoiseCondition, 
 }
 
 fn noise_seed(seed: u64, dataset: &str, cond: &NoiseCondition, side: &str) -> u64 {
-    let text = format!("{seed}/{dataset}/{}/{}/{:?}/{}/{side}", cond.fraction, cond.sigma, cond.target, cond.perturb_zeros);
+    let text = format!(
+        "{seed}/{dataset}/{}/{}/{:?}/{}/{side}",
+        cond.fraction, cond.sigma, cond.target, cond.perturb_zeros
+    );
     let d = Sha256::digest(text.as_bytes());
     u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
@@ -255,7 +352,10 @@ pub fn load_records(out: &Path) -> Result<Vec<RunRecord>> {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path: path.clone(), problem: e.to_string() })?;
+        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Parse {
+            path: path.clone(),
+            problem: e.to_string(),
+        })?;
         records.push(rec);
     }
     records.sort_by(|a, b| {
@@ -288,8 +388,10 @@ fn progress_bar(n: u64, show: bool) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(n);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} fits, ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} fits, ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }
@@ -302,8 +404,16 @@ mod tests {
     /// Query-only noise shares the clean fit; reference noise gets its own group.
     #[test]
     fn groups_share_clean_reference_fits() {
-        let q = NoiseCondition { fraction: 0.2, sigma: 1.0, target: NoiseTarget::Query, perturb_zeros: true };
-        let b = NoiseCondition { target: NoiseTarget::Both, ..q };
+        let q = NoiseCondition {
+            fraction: 0.2,
+            sigma: 1.0,
+            target: NoiseTarget::Query,
+            perturb_zeros: true,
+        };
+        let b = NoiseCondition {
+            target: NoiseTarget::Both,
+            ..q
+        };
         let g = reference_groups(&[NoiseCondition::clean(), q, b]);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].len(), 2);
@@ -313,9 +423,23 @@ mod tests {
     /// Noise seeds differ between sides and conditions but are stable.
     #[test]
     fn noise_seeds_are_stable_and_distinct() {
-        let c = NoiseCondition { fraction: 0.2, sigma: 1.0, target: NoiseTarget::Both, perturb_zeros: true };
-        assert_eq!(noise_seed(1, "d", &c, "query"), noise_seed(1, "d", &c, "query"));
-        assert_ne!(noise_seed(1, "d", &c, "query"), noise_seed(1, "d", &c, "reference"));
-        assert_ne!(noise_seed(1, "d", &c, "query"), noise_seed(2, "d", &c, "query"));
+        let c = NoiseCondition {
+            fraction: 0.2,
+            sigma: 1.0,
+            target: NoiseTarget::Both,
+            perturb_zeros: true,
+        };
+        assert_eq!(
+            noise_seed(1, "d", &c, "query"),
+            noise_seed(1, "d", &c, "query")
+        );
+        assert_ne!(
+            noise_seed(1, "d", &c, "query"),
+            noise_seed(1, "d", &c, "reference")
+        );
+        assert_ne!(
+            noise_seed(1, "d", &c, "query"),
+            noise_seed(2, "d", &c, "query")
+        );
     }
 }
