@@ -1,1 +1,4 @@
 //! Property tests (proptest). Strategies live in `strategies`.
+
+mod h5ad;
+mod strategies;
