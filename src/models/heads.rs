@@ -3,7 +3,7 @@
 //! prediction head used by Geneformer (bowang-lab/scGPT scgpt/model/model.py;
 //! huggingface transformers `BertLMPredictionHead`).
 
-use super::layers::LayerNorm;
+use super::layers::{linear, LayerNorm};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 
@@ -27,14 +27,14 @@ impl ClsDecoder {
             .map(|i| {
                 let vb = vb.pp("blocks").pp(i);
                 Ok((
-                    candle_nn::linear(d_model, d_model, vb.pp("fc"))?,
+                    linear(d_model, d_model, vb.pp("fc"))?,
                     LayerNorm::new(d_model, vb.pp("norm"))?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             blocks,
-            out: candle_nn::linear(d_model, n_classes, vb.pp("out"))?,
+            out: linear(d_model, n_classes, vb.pp("out"))?,
         })
     }
 
@@ -60,9 +60,9 @@ impl ExprDecoder {
     /// A value regressor on `d_model`-wide token states.
     pub fn new(d_model: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear(d_model, d_model, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(d_model, d_model, vb.pp("fc2"))?,
-            out: candle_nn::linear(d_model, 1, vb.pp("out"))?,
+            fc1: linear(d_model, d_model, vb.pp("fc1"))?,
+            fc2: linear(d_model, d_model, vb.pp("fc2"))?,
+            out: linear(d_model, 1, vb.pp("out"))?,
         })
     }
 
@@ -86,9 +86,9 @@ impl MlmHead {
     /// Scores over `vocab_size` tokens from `d_model`-wide token states.
     pub fn new(d_model: usize, vocab_size: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc: candle_nn::linear(d_model, d_model, vb.pp("fc"))?,
+            fc: linear(d_model, d_model, vb.pp("fc"))?,
             norm: LayerNorm::new(d_model, vb.pp("norm"))?,
-            decoder: candle_nn::linear(d_model, vocab_size, vb.pp("decoder"))?,
+            decoder: linear(d_model, vocab_size, vb.pp("decoder"))?,
         })
     }
 

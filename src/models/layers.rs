@@ -14,6 +14,21 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex};
 
+/// A linear layer initialised as PyTorch's `nn.Linear` (weight and bias uniform in
+/// ±1/sqrt(in_dim)). candle-nn's `linear` draws Kaiming-normal weights with the ReLU gain
+/// (std sqrt(2/in)), which makes attention logits ~4× larger than PyTorch's at init,
+/// saturates the softmax and stalls learning on real data.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let init = candle_nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let bias = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
 /// Layer normalisation over the last dimension, from differentiable ops:
 /// `y = (x − mean) / sqrt(var + eps) · weight + bias`.
 #[derive(Debug, Clone)]
@@ -153,10 +168,10 @@ impl MultiHeadAttention {
             candle_core::bail!("d_model {d_model} is not divisible by n_heads {n_heads}");
         }
         Ok(Self {
-            q: candle_nn::linear(d_model, d_model, vb.pp("q"))?,
-            k: candle_nn::linear(d_model, d_model, vb.pp("k"))?,
-            v: candle_nn::linear(d_model, d_model, vb.pp("v"))?,
-            out: candle_nn::linear(d_model, d_model, vb.pp("out"))?,
+            q: linear(d_model, d_model, vb.pp("q"))?,
+            k: linear(d_model, d_model, vb.pp("k"))?,
+            v: linear(d_model, d_model, vb.pp("v"))?,
+            out: linear(d_model, d_model, vb.pp("out"))?,
             n_heads,
             dropout: Dropout::new(dropout, rng),
         })
@@ -200,8 +215,8 @@ impl FeedForward {
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            up: candle_nn::linear(d_model, d_hidden, vb.pp("up"))?,
-            down: candle_nn::linear(d_hidden, d_model, vb.pp("down"))?,
+            up: linear(d_model, d_hidden, vb.pp("up"))?,
+            down: linear(d_hidden, d_model, vb.pp("down"))?,
             dropout: Dropout::new(dropout, rng),
         })
     }

@@ -9,7 +9,7 @@
 //! with ReLU (`pre_norm = false` by default; pre-norm is an option). The `<cls>` token's
 //! state is the cell embedding.
 
-use super::layers::{Dropout, DropoutRng, Encoder, LayerNorm};
+use super::layers::{linear, Dropout, DropoutRng, Encoder, LayerNorm};
 use super::{CellEncoder, ModelInput};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
@@ -69,8 +69,8 @@ impl GeneValueEmbedding {
         Ok(Self {
             gene: candle_nn::embedding(vocab_size, d_model, vb.pp("gene"))?,
             gene_norm: LayerNorm::new(d_model, vb.pp("gene_norm"))?,
-            value_in: candle_nn::linear(1, d_model, vb.pp("value_in"))?,
-            value_out: candle_nn::linear(d_model, d_model, vb.pp("value_out"))?,
+            value_in: linear(1, d_model, vb.pp("value_in"))?,
+            value_out: linear(d_model, d_model, vb.pp("value_out"))?,
             value_norm: LayerNorm::new(d_model, vb.pp("value_norm"))?,
             dropout: Dropout::new(dropout, rng),
             max_value,
