@@ -192,12 +192,8 @@ fn evaluate(task: &Task, method: BaselineMethod, peer_file: &str, name: &str) ->
 
 /// Seurat v5 label transfer reproduces Seurat's predictions on the same cells: accuracy
 /// within 1.5 points of Seurat (k.filter = NA) and ≥ 95% identical predicted labels.
-///
-/// Known gap: on pbmc68k (140 query cells, 10 overlapping T-cell/NK subtypes) this
-/// implementation agrees with Seurat on 91% of cells and is 5 points less accurate
-/// (0.771 vs 0.821); the cause has not been found (the PCA is converged and
-/// seed-independent; the other four tasks agree at 95–99%). That task is held to the
-/// measured level (agreement ≥ 0.90, accuracy within 6 points) so a regression still fails.
+/// (pbmc68k, 140 query cells with few anchors per class, is the task that exposed that
+/// Seurat weights only the first k.weight anchors, see `label_transfer.rs`.)
 #[test]
 fn seurat_matches_seurat_on_all_tasks() {
     let expected = [
@@ -218,11 +214,7 @@ fn seurat_matches_seurat_on_all_tasks() {
                 "the wang query has 146 cells of classes absent from xin"
             );
         }
-        let (acc_tol, min_agreement) = if name == "pbmc68k" {
-            (0.06, 0.90)
-        } else {
-            (0.015, 0.95)
-        };
+        let (acc_tol, min_agreement) = (0.015, 0.95);
         if (acc - peer_acc).abs() > acc_tol || agreement < min_agreement {
             failures.push(format!(
                 "{name}: accuracy {acc:.3} vs Seurat {peer_acc:.3}, agreement {agreement:.3}"
@@ -265,4 +257,192 @@ fn knn_and_logistic_near_peers() {
         }
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// Runs the `scrobust` binary; returns (exit code, stdout, stderr).
+fn scrobust(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrobust"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scrobust: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `scrobust transfer` end to end on kang, split from one file by batch (`ctrl:*` is the
+/// reference): the JSON has the DESIGN.md classification fields and Seurat-mode accuracy
+/// within 1.5 points of Seurat's 0.809; the CSV has the contract header and one row per
+/// query cell; the annotated query h5ad reads back with `predicted_label` (categorical)
+/// and `prediction_score` (float) matching the CSV.
+#[test]
+fn transfer_cli_end_to_end_on_kang() {
+    use scrobust::data::Column;
+    let data = shared_data_dir().join("muscat_kang_pbmc.h5ad");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let csv = dir.path().join("P.csv");
+    let h5 = dir.path().join("Q.h5ad");
+    let (code, stdout, stderr) = scrobust(&[
+        "transfer",
+        "--data",
+        data.to_str().unwrap_or_default(),
+        "--split-key",
+        "batch",
+        "--reference-values",
+        "ctrl:*",
+        "--label-key",
+        "label",
+        "--method",
+        "seurat",
+        "--json",
+        "--out",
+        csv.to_str().unwrap_or_default(),
+        "--out-h5ad",
+        h5.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    for key in [
+        "method",
+        "n_reference",
+        "n_query",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "seconds",
+    ] {
+        assert!(json.get(key).is_some(), "JSON lacks '{key}': {json}");
+    }
+    assert_eq!(json["method"], "seurat");
+    let per_class = json["per_class"].as_array().cloned().unwrap_or_default();
+    assert_eq!(per_class.len(), 5, "{json}");
+    for c in &per_class {
+        for key in [
+            "precision",
+            "recall",
+            "f1",
+            "support",
+            "predicted_share",
+            "true_share",
+        ] {
+            assert!(c.get(key).is_some(), "per_class entry lacks '{key}': {c}");
+        }
+    }
+    let accuracy = json["accuracy"].as_f64().unwrap_or(f64::NAN);
+    assert!((accuracy - 0.809).abs() <= 0.015, "accuracy {accuracy}");
+    let n_query = json["n_query"].as_u64().unwrap_or(0) as usize;
+    let n_reference = json["n_reference"].as_u64().unwrap_or(0) as usize;
+    let task_query = cells("kang", "query_cells.txt");
+    assert_eq!(n_query, task_query.len());
+    assert_eq!(n_reference, cells("kang", "ref_cells.txt").len());
+
+    let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("cell_id,true_label,predicted_label,score")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), n_query);
+    assert!(rows.iter().all(|r| r.len() == 4), "every row has 4 fields");
+
+    let back = read_h5ad(&h5, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.n_obs(), n_query);
+    let predicted = back
+        .column("predicted_label")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(predicted, Column::Categorical { .. }));
+    assert!(matches!(
+        back.column("prediction_score")
+            .unwrap_or_else(|e| panic!("{e}")),
+        Column::Float(_)
+    ));
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], back.cell_ids[i]);
+        assert_eq!(Some(r[2].to_string()), predicted.get_str(i));
+    }
+}
+
+/// Bad input through the CLI exits with code 2 (never 101, a panic) and says what is
+/// wrong: a missing file is named; a missing label column lists the columns that exist;
+/// an unknown split value lists the values present.
+#[test]
+fn transfer_cli_bad_input() {
+    let data = shared_data_dir().join("muscat_kang_pbmc.h5ad");
+    let data = data.to_str().unwrap_or_default();
+    let base = ["transfer", "--method", "knn", "--split-key", "batch"];
+    let (code, _, stderr) = scrobust(
+        &[
+            &base[..],
+            &[
+                "--data",
+                "no_such_file.h5ad",
+                "--reference-values",
+                "ctrl:*",
+                "--label-key",
+                "label",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no_such_file.h5ad"), "{stderr}");
+
+    let (code, _, stderr) = scrobust(
+        &[
+            &base[..],
+            &[
+                "--data",
+                data,
+                "--reference-values",
+                "ctrl:*",
+                "--label-key",
+                "celltype",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("celltype")
+            && stderr.contains("available columns")
+            && stderr.contains("label"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = scrobust(
+        &[
+            &base[..],
+            &[
+                "--data",
+                data,
+                "--reference-values",
+                "ctrl",
+                "--label-key",
+                "label",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("values present"), "{stderr}");
+
+    let (code, _, stderr) = scrobust(&[
+        "transfer",
+        "--data",
+        data,
+        "--split",
+        "stratified",
+        "--train-fraction",
+        "1.5",
+        "--label-key",
+        "label",
+        "--method",
+        "knn",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("train-fraction"), "{stderr}");
 }

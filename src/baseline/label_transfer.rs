@@ -6,8 +6,11 @@
 //! reference embedding and its within-reference neighbours. [`SeuratReference::transfer`]
 //! projects the query, finds anchors ([`super::anchors`]), and weights each query cell's
 //! `k_weight` nearest anchor query cells in the *un-normalised* projected PCA:
-//! `dist = 1 − d_i / d_k`, `w = 1 − exp(−dist · score / (2 / sd)²)` per anchor, normalised
-//! per query cell; prediction scores are `Wᵀ · one-hot(anchor reference labels)`.
+//! `dist = 1 − d_i / d_k` (`d_k`: the `k_weight`-th anchor cell),
+//! `w = 1 − exp(−dist · score / (2 / sd)²)` per anchor, normalised per query cell;
+//! prediction scores are `Wᵀ · one-hot(anchor reference labels)`. As in Seurat 4.3's
+//! weight matrix, only the first `k_weight` anchors met while walking those cells nearest
+//! first get a weight (a cell anchored to five reference cells uses five of them).
 //!
 //! Differences from R, all deliberate: neighbours are exact ([`super::neighbors`]) where
 //! Seurat uses Annoy; when a query cell's weights sum to zero (R: NaN) the anchors of its
@@ -334,15 +337,23 @@ impl SeuratReference {
             let d_k = dist[k_weight - 1] as f64;
             let mut acc = vec![0.0f64; self.classes.len()];
             let mut total = 0.0;
-            for (&cell, &d) in idx.iter().zip(dist) {
+            // Seurat 4.3's weight matrix holds the first `k_weight` *anchors* met while
+            // walking the `k_weight` nearest anchor cells (each cell's anchors in anchor
+            // order), not every anchor of those cells: verified entry by entry against
+            // `FindWeights` output on pbmc68k (max difference 6e-16).
+            let mut n_anchors = 0;
+            'cells: for (&cell, &d) in idx.iter().zip(dist) {
                 let rel = if d_k > 0.0 { 1.0 - d as f64 / d_k } else { 1.0 };
-                if rel <= 0.0 {
-                    continue;
-                }
                 for &a in &anchors_of[cell] {
-                    let w = 1.0 - (-rel * anchor_scores[a] / kernel).exp();
-                    acc[self.labels[pairs[a].0]] += w;
-                    total += w;
+                    if n_anchors == p.k_weight {
+                        break 'cells;
+                    }
+                    n_anchors += 1;
+                    if rel > 0.0 {
+                        let w = 1.0 - (-rel * anchor_scores[a] / kernel).exp();
+                        acc[self.labels[pairs[a].0]] += w;
+                        total += w;
+                    }
                 }
             }
             if total <= 0.0 {

@@ -133,3 +133,33 @@ fn rejects_bad_params() {
     };
     assert!(bad.fit(&reference, &labels).is_err());
 }
+
+/// As in Seurat 4.3's weight matrix, only the first `k_weight` anchors met while walking
+/// the nearest anchor cells get a weight: with `k_weight` 3 and a nearest anchor cell
+/// holding three anchors, the next cell's anchor gets nothing although it is nearer than
+/// the `k_weight`-th cell.
+#[test]
+fn weights_stop_after_k_weight_anchors() {
+    let (reference, ref_labels) = clustered_counts(20, 3, 40, 9);
+    let params = SeuratParams {
+        k_weight: 3,
+        ..small_params()
+    };
+    let fitted = params.fit(&reference, &ref_labels).unwrap();
+    let (class_a, class_b) = (fitted.labels[0], fitted.labels[1]);
+    assert_ne!(class_a, class_b);
+    assert_eq!(fitted.labels[3], class_a);
+    assert_eq!(fitted.labels[6], class_a);
+    // Query cells on a line: q0 at 0, anchor cells q1 at 1, q2 at 2, q3 at 10.
+    let projected = ndarray::array![[0.0f32], [1.0], [2.0], [10.0]];
+    // q1 is anchored to reference cells 0, 3, 6 (class A), q2 to 1 (B), q3 to 2.
+    let pairs = vec![(0, 1), (1, 2), (2, 3), (3, 1), (6, 1)];
+    let scores = vec![1.0; pairs.len()];
+    let mut warnings = vec![];
+    let out = fitted
+        .weighted_votes(&pairs, &scores, &projected, &mut warnings)
+        .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(out[[0, class_a]], 1.0);
+    assert_eq!(out[[0, class_b]], 0.0);
+}
