@@ -21,7 +21,7 @@ reproduce-paper: setup
 
 # The whole test suite (unit, integration, property tests with a fixed case count).
 test: setup
-    SCROBUST_SHARED_DATA={{shared}} PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --locked --lib --bins --tests
+    SCROBUST_SHARED_DATA={{shared}} PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --locked --lib --bins --tests --examples
 
 # Property tests with many more cases.
 proptest: setup

@@ -1,8 +1,29 @@
-//! Proptest strategies shared by the property tests.
+//! Proptest strategies shared by the property tests (one module, as anndata-rs does).
 
 use ndarray::Array2;
 use proptest::prelude::*;
 use scrobust::data::CsrMatrix;
+
+/// Class names `c0..c{k-1}` for `k` in `2..=max_classes`.
+pub fn class_names(max_classes: usize) -> impl Strategy<Value = Vec<String>> {
+    (2..=max_classes).prop_map(|k| (0..k).map(|i| format!("c{i}")).collect())
+}
+
+/// A set of classes and a (truth, predicted) pair of equal length (1..=max_cells) drawn
+/// from them.
+pub fn labelled_predictions(
+    max_classes: usize,
+    max_cells: usize,
+) -> impl Strategy<Value = (Vec<String>, Vec<String>, Vec<String>)> {
+    class_names(max_classes).prop_flat_map(move |classes| {
+        let k = classes.len();
+        proptest::collection::vec((0..k, 0..k), 1..=max_cells).prop_map(move |pairs| {
+            let truth = pairs.iter().map(|&(t, _)| classes[t].clone()).collect();
+            let pred = pairs.iter().map(|&(_, p)| classes[p].clone()).collect();
+            (classes.clone(), truth, pred)
+        })
+    })
+}
 
 /// One count value: zero about half the time, else an integer in 1..1000.
 pub fn count_value() -> impl Strategy<Value = f32> {

@@ -66,7 +66,11 @@ pub enum Error {
 
 impl Error {
     /// Shorthand for [`Error::InvalidData`].
-    pub fn invalid(source_name: impl Into<String>, key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn invalid(
+        source_name: impl Into<String>,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
         Error::InvalidData {
             source_name: source_name.into(),
             key: key.into(),

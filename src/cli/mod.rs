@@ -2,4 +2,9 @@
 //! `Args` struct and a `run` function; the binary only dispatches. `--json` output goes
 //! to stdout as one object, human text to stderr.
 
+pub mod inspect;
+pub mod simulate;
+pub mod study;
 pub mod tokenize_info;
+pub mod train;
+pub mod transfer;

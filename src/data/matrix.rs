@@ -31,7 +31,12 @@ impl CsrMatrix {
             return Err(Error::invalid(
                 source,
                 "X/indptr",
-                format!("has {} entries but shape says {} rows (expected {})", indptr.len(), n_rows, n_rows + 1),
+                format!(
+                    "has {} entries but shape says {} rows (expected {})",
+                    indptr.len(),
+                    n_rows,
+                    n_rows + 1
+                ),
             ));
         }
         if indices.len() != data.len() {
@@ -45,13 +50,22 @@ impl CsrMatrix {
             return Err(Error::invalid(
                 source,
                 "X/indptr",
-                format!("must start at 0 and end at nnz = {} (starts at {}, ends at {})", data.len(), indptr[0], indptr[n_rows]),
+                format!(
+                    "must start at 0 and end at nnz = {} (starts at {}, ends at {})",
+                    data.len(),
+                    indptr[0],
+                    indptr[n_rows]
+                ),
             ));
         }
         for r in 0..n_rows {
             let (a, b) = (indptr[r], indptr[r + 1]);
             if b < a {
-                return Err(Error::invalid(source, "X/indptr", format!("decreases at row {r}")));
+                return Err(Error::invalid(
+                    source,
+                    "X/indptr",
+                    format!("decreases at row {r}"),
+                ));
             }
             let mut prev: Option<u32> = None;
             for &c in &indices[a..b] {
@@ -67,14 +81,22 @@ impl CsrMatrix {
                         return Err(Error::invalid(
                             source,
                             "X/indices",
-                            format!("column indices not strictly increasing in row {r} ({p} then {c})"),
+                            format!(
+                                "column indices not strictly increasing in row {r} ({p} then {c})"
+                            ),
                         ));
                     }
                 }
                 prev = Some(c);
             }
         }
-        Ok(Self { n_rows, n_cols, indptr, indices, data })
+        Ok(Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
     }
 
     /// Like [`CsrMatrix::new`] but sorts each row's entries by column and sums duplicates
@@ -87,7 +109,10 @@ impl CsrMatrix {
         data: Vec<f32>,
         source: &str,
     ) -> Result<Self> {
-        if indptr.len() != n_rows + 1 || indices.len() != data.len() || indptr.last() != Some(&data.len()) {
+        if indptr.len() != n_rows + 1
+            || indices.len() != data.len()
+            || indptr.last() != Some(&data.len())
+        {
             // Let `new` produce the precise message.
             return Self::new(n_rows, n_cols, indptr, indices, data, source);
         }
@@ -99,13 +124,24 @@ impl CsrMatrix {
         for r in 0..n_rows {
             let (a, b) = (indptr[r], indptr[r + 1]);
             if b < a || b > data.len() {
-                return Err(Error::invalid(source, "X/indptr", format!("decreases or overruns at row {r}")));
+                return Err(Error::invalid(
+                    source,
+                    "X/indptr",
+                    format!("decreases or overruns at row {r}"),
+                ));
             }
             buf.clear();
-            buf.extend(indices[a..b].iter().copied().zip(data[a..b].iter().copied()));
+            buf.extend(
+                indices[a..b]
+                    .iter()
+                    .copied()
+                    .zip(data[a..b].iter().copied()),
+            );
             buf.sort_by_key(|&(c, _)| c);
             for &(c, v) in &buf {
-                if new_indices.len() > *new_indptr.last().unwrap_or(&0) && new_indices.last() == Some(&c) {
+                if new_indices.len() > *new_indptr.last().unwrap_or(&0)
+                    && new_indices.last() == Some(&c)
+                {
                     if let Some(last) = new_data.last_mut() {
                         *last += v;
                     }
@@ -135,7 +171,13 @@ impl CsrMatrix {
             }
             indptr.push(indices.len());
         }
-        Self { n_rows, n_cols, indptr, indices, data }
+        Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Number of rows (cells).
@@ -196,7 +238,13 @@ impl CsrMatrix {
             data.extend_from_slice(val);
             indptr.push(indices.len());
         }
-        Self { n_rows: rows.len(), n_cols: self.n_cols, indptr, indices, data }
+        Self {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Columns `cols` (in that order; each at most once) as a new matrix.
@@ -226,7 +274,13 @@ impl CsrMatrix {
             }
             indptr.push(indices.len());
         }
-        Self { n_rows: self.n_rows, n_cols: cols.len(), indptr, indices, data }
+        Self {
+            n_rows: self.n_rows,
+            n_cols: cols.len(),
+            indptr,
+            indices,
+            data,
+        }
     }
 
     /// Dense copy (use only for small matrices or selected genes).
@@ -273,7 +327,9 @@ impl CsrMatrix {
     pub fn vstack(parts: &[&CsrMatrix]) -> Result<Self> {
         let n_cols = parts.first().map(|m| m.n_cols).unwrap_or(0);
         if parts.iter().any(|m| m.n_cols != n_cols) {
-            return Err(Error::Incompatible("cannot stack matrices with different numbers of genes".into()));
+            return Err(Error::Incompatible(
+                "cannot stack matrices with different numbers of genes".into(),
+            ));
         }
         let mut indptr = vec![0usize];
         let mut indices = Vec::new();
@@ -287,7 +343,13 @@ impl CsrMatrix {
             }
         }
         let n_rows = indptr.len() - 1;
-        Ok(Self { n_rows, n_cols, indptr, indices, data })
+        Ok(Self {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
     }
 }
 
@@ -314,7 +376,8 @@ mod tests {
     /// Unsorted rows with a duplicate entry are sorted and summed.
     #[test]
     fn from_unsorted_sums_duplicates() {
-        let m = CsrMatrix::from_unsorted(1, 3, vec![0, 3], vec![2, 0, 2], vec![1.0, 2.0, 3.0], "t").unwrap();
+        let m = CsrMatrix::from_unsorted(1, 3, vec![0, 3], vec![2, 0, 2], vec![1.0, 2.0, 3.0], "t")
+            .unwrap();
         assert_eq!(m.to_dense(), ndarray::array![[2.0f32, 0.0, 4.0]]);
     }
 }

@@ -27,7 +27,9 @@ impl ValueKind {
     /// Detect the kind from stored values: all finite, non-negative and integer-valued
     /// means counts; anything else is treated as log-normalized.
     pub fn detect(values: &[f32]) -> Self {
-        let is_counts = values.iter().all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0);
+        let is_counts = values
+            .iter()
+            .all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0);
         if is_counts {
             ValueKind::Counts
         } else {
@@ -48,7 +50,10 @@ impl ValueKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
     /// Categorical: `codes[i]` indexes `categories`, `-1` is missing.
-    Categorical { codes: Vec<i32>, categories: Vec<String> },
+    Categorical {
+        codes: Vec<i32>,
+        categories: Vec<String>,
+    },
     /// Plain strings.
     Str(Vec<String>),
     /// Floating point numbers.
@@ -144,7 +149,10 @@ impl Labels {
         let mut classes: Vec<String> = values.to_vec();
         classes.sort();
         classes.dedup();
-        let codes = values.iter().map(|v| classes.binary_search(v).ok()).collect();
+        let codes = values
+            .iter()
+            .map(|v| classes.binary_search(v).ok())
+            .collect();
         Self { codes, classes }
     }
 
@@ -231,7 +239,11 @@ impl Dataset {
             return Err(Error::invalid(
                 &self.source,
                 format!("obs/{key}"),
-                format!("column has {} entries but there are {} cells", column.len(), self.n_obs()),
+                format!(
+                    "column has {} entries but there are {} cells",
+                    column.len(),
+                    self.n_obs()
+                ),
             ));
         }
         if let Some(slot) = self.obs.iter_mut().find(|(k, _)| k == key) {
@@ -249,12 +261,20 @@ impl Dataset {
             Column::Categorical { codes, categories } => Ok(Labels {
                 codes: codes
                     .iter()
-                    .map(|&c| if c < 0 || c as usize >= categories.len() { None } else { Some(c as usize) })
+                    .map(|&c| {
+                        if c < 0 || c as usize >= categories.len() {
+                            None
+                        } else {
+                            Some(c as usize)
+                        }
+                    })
                     .collect(),
                 classes: categories.clone(),
             }),
             other => {
-                let strings: Vec<String> = (0..other.len()).map(|i| other.get_str(i).unwrap_or_default()).collect();
+                let strings: Vec<String> = (0..other.len())
+                    .map(|i| other.get_str(i).unwrap_or_default())
+                    .collect();
                 Ok(Labels::from_strings(&strings))
             }
         }
@@ -266,7 +286,11 @@ impl Dataset {
             x: self.x.select_rows(rows),
             cell_ids: rows.iter().map(|&r| self.cell_ids[r].clone()).collect(),
             gene_names: self.gene_names.clone(),
-            obs: self.obs.iter().map(|(k, c)| (k.clone(), c.select(rows))).collect(),
+            obs: self
+                .obs
+                .iter()
+                .map(|(k, c)| (k.clone(), c.select(rows)))
+                .collect(),
             obsm: self
                 .obsm
                 .iter()

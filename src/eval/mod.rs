@@ -19,3 +19,13 @@ impl Prediction {
         &self.classes[self.predicted[i]]
     }
 }
+
+pub mod intervals;
+pub mod metrics;
+
+pub use intervals::{
+    accuracy_drop, bootstrap_ci, summarize_over_seeds, AccuracyDrop, Metric, SeedSummary,
+};
+pub use metrics::{
+    evaluate, evaluate_prediction, ClassMetrics, ClassificationReport, ConfusionMatrix,
+};

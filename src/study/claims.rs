@@ -1,7 +1,7 @@
 //! The study's claims, evaluated on our grid: paired differences between methods (same
 //! data set, seed and noise condition), their mean with a 95% t-interval, and a verdict.
 
-use crate::eval::metrics::summarize_over_seeds;
+use crate::eval::summarize_over_seeds;
 use crate::study::runner::RunRecord;
 use serde::Serialize;
 
@@ -46,11 +46,21 @@ fn is_clean(r: &RunRecord) -> bool {
 
 /// Paired differences `f(a) - f(b)` over records of methods `a` and `b` that share data
 /// set, seed and noise condition and pass `keep`.
-fn paired(records: &[RunRecord], a: &str, b: &str, keep: impl Fn(&RunRecord) -> bool, f: impl Fn(&RunRecord) -> Option<f64>) -> Vec<f64> {
+fn paired(
+    records: &[RunRecord],
+    a: &str,
+    b: &str,
+    keep: impl Fn(&RunRecord) -> bool,
+    f: impl Fn(&RunRecord) -> Option<f64>,
+) -> Vec<f64> {
     let mut out = Vec::new();
     for ra in records.iter().filter(|r| r.method == a && keep(r)) {
         if let Some(rb) = records.iter().find(|r| {
-            r.method == b && r.dataset == ra.dataset && r.seed == ra.seed && r.noise == ra.noise && keep(r)
+            r.method == b
+                && r.dataset == ra.dataset
+                && r.seed == ra.seed
+                && r.noise == ra.noise
+                && keep(r)
         }) {
             if let (Some(x), Some(y)) = (f(ra), f(rb)) {
                 out.push(x - y);
@@ -72,15 +82,29 @@ fn summarize(claim: &str, published: f64, diffs: &[f64], detail: String) -> Clai
             detail,
         };
     }
-    let s = summarize_over_seeds(diffs);
-    let ci = Some(s.ci95);
+    let Ok(s) = summarize_over_seeds(diffs) else {
+        return ClaimResult {
+            claim: claim.into(),
+            published_pp: published,
+            measured_pp: None,
+            ci95_pp: None,
+            n: diffs.len(),
+            verdict: "not evaluated (non-finite values)".into(),
+            detail,
+        };
+    };
+    let ci = if s.n > 1 { Some(s.ci95) } else { None };
     ClaimResult {
         claim: claim.into(),
         published_pp: published,
         measured_pp: Some(s.mean),
         ci95_pp: ci,
         n: s.n,
-        verdict: verdict(published, ci, s.n),
+        verdict: if s.n < 2 {
+            "not evaluated (one unit: no interval)".into()
+        } else {
+            verdict(published, ci, s.n)
+        },
         detail,
     }
 }
@@ -89,8 +113,12 @@ fn summarize(claim: &str, published: f64, diffs: &[f64], detail: String) -> Clai
 /// (first sigma found), paired by data set and seed.
 fn drops(records: &[RunRecord], method: &str, fraction: f64) -> Vec<f64> {
     let mut out = Vec::new();
-    for noisy in records.iter().filter(|r| r.method == method && (r.noise.fraction - fraction).abs() < 1e-9 && r.noise.sigma > 0.0) {
-        if let Some(clean) = records.iter().find(|r| r.method == method && r.dataset == noisy.dataset && r.seed == noisy.seed && is_clean(r)) {
+    for noisy in records.iter().filter(|r| {
+        r.method == method && (r.noise.fraction - fraction).abs() < 1e-9 && r.noise.sigma > 0.0
+    }) {
+        if let Some(clean) = records.iter().find(|r| {
+            r.method == method && r.dataset == noisy.dataset && r.seed == noisy.seed && is_clean(r)
+        }) {
             out.push(100.0 * (clean.report.accuracy - noisy.report.accuracy));
         }
     }
@@ -146,7 +174,11 @@ pub fn evaluate_claims(records: &[RunRecord]) -> Vec<ClaimResult> {
         "drop(scgpt) − drop(geneformer) at 20% noisy cells, paired by data set and seed".into(),
     ));
     for (m, published) in [("scgpt", 16.0), ("geneformer", 6.0)] {
-        let shifts: Vec<f64> = records.iter().filter(|r| r.method == m && is_clean(r)).filter_map(cd14_shift).collect();
+        let shifts: Vec<f64> = records
+            .iter()
+            .filter(|r| r.method == m && is_clean(r))
+            .filter_map(cd14_shift)
+            .collect();
         out.push(summarize(
             &format!("{} over-predicts CD14 monocytes by ~{published}%", pretty(m)),
             published,
@@ -187,7 +219,10 @@ mod tests {
     fn verdicts() {
         assert_eq!(verdict(9.0, Some((1.0, 3.0)), 4), "reproduced (direction)");
         assert_eq!(verdict(9.0, Some((-3.0, -1.0)), 4), "opposite");
-        assert_eq!(verdict(9.0, Some((-1.0, 3.0)), 4), "not reproduced (interval includes 0)");
+        assert_eq!(
+            verdict(9.0, Some((-1.0, 3.0)), 4),
+            "not reproduced (interval includes 0)"
+        );
         assert_eq!(verdict(9.0, None, 0), "not evaluated");
     }
 }

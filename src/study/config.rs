@@ -80,7 +80,9 @@ impl DatasetSpec {
     /// The data set's name in results.
     pub fn name(&self) -> &str {
         match self {
-            DatasetSpec::Simulated { name, .. } | DatasetSpec::Shared { name, .. } | DatasetSpec::H5ad { name, .. } => name,
+            DatasetSpec::Simulated { name, .. }
+            | DatasetSpec::Shared { name, .. }
+            | DatasetSpec::H5ad { name, .. } => name,
         }
     }
 }
@@ -130,7 +132,12 @@ pub struct NoiseCondition {
 impl NoiseCondition {
     /// The clean condition.
     pub fn clean() -> Self {
-        Self { fraction: 0.0, sigma: 0.0, target: NoiseTarget::Query, perturb_zeros: true }
+        Self {
+            fraction: 0.0,
+            sigma: 0.0,
+            target: NoiseTarget::Query,
+            perturb_zeros: true,
+        }
     }
 
     /// True for the clean condition.
@@ -150,7 +157,14 @@ impl NoiseCondition {
 }
 
 /// The six methods the runner knows.
-pub const KNOWN_METHODS: [&str; 6] = ["seurat", "logistic", "knn", "scgpt", "geneformer", "scmamba2"];
+pub const KNOWN_METHODS: [&str; 6] = [
+    "seurat",
+    "logistic",
+    "knn",
+    "scgpt",
+    "geneformer",
+    "scmamba2",
+];
 
 impl StudyConfig {
     /// Read the `[study]` section of a profile file and validate it.
@@ -184,7 +198,10 @@ impl StudyConfig {
             return Err(Error::param("study.seeds", "needs at least one seed"));
         }
         if self.datasets.is_empty() {
-            return Err(Error::param("study.datasets", "needs at least one data set"));
+            return Err(Error::param(
+                "study.datasets",
+                "needs at least one data set",
+            ));
         }
         for m in &self.methods {
             if !KNOWN_METHODS.contains(&m.as_str()) {
@@ -197,14 +214,23 @@ impl StudyConfig {
         let mut names: Vec<&str> = self.datasets.iter().map(|d| d.name()).collect();
         names.sort();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::param("study.datasets", "data set names must be unique"));
+            return Err(Error::param(
+                "study.datasets",
+                "data set names must be unique",
+            ));
         }
         for p in &self.perturbations {
             if p.fractions.iter().any(|f| !(0.0..=1.0).contains(f)) {
-                return Err(Error::param("study.perturbations.fractions", "each fraction must lie in [0, 1]"));
+                return Err(Error::param(
+                    "study.perturbations.fractions",
+                    "each fraction must lie in [0, 1]",
+                ));
             }
             if p.sigmas.iter().any(|s| !s.is_finite() || *s < 0.0) {
-                return Err(Error::param("study.perturbations.sigmas", "each sigma must be finite and >= 0"));
+                return Err(Error::param(
+                    "study.perturbations.sigmas",
+                    "each sigma must be finite and >= 0",
+                ));
             }
         }
         Ok(())
@@ -217,7 +243,12 @@ impl StudyConfig {
         for p in &self.perturbations {
             for &fraction in &p.fractions {
                 for &sigma in &p.sigmas {
-                    let c = NoiseCondition { fraction, sigma, target: p.target, perturb_zeros: p.perturb_zeros };
+                    let c = NoiseCondition {
+                        fraction,
+                        sigma,
+                        target: p.target,
+                        perturb_zeros: p.perturb_zeros,
+                    };
                     if !c.is_clean() && !out.contains(&c) {
                         out.push(c);
                     }
@@ -273,5 +304,29 @@ sigmas = [1.0]
     fn missing_section() {
         let e = StudyConfig::from_toml_str("[train]\nlr = 1.0\n", Path::new("p.toml")).unwrap_err();
         assert!(e.to_string().contains("study"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_profiles {
+    use super::*;
+
+    /// Every shipped profile parses: its [study] grid and its [train]/[models] sections.
+    #[test]
+    fn all_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let cfg = StudyConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.conditions().is_empty());
+            let text = std::fs::read_to_string(&path).unwrap();
+            crate::models::TrainConfig::from_toml_str(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+        assert!(n >= 4, "expected smoke, quick, paper and paper-real profiles, found {n}");
     }
 }

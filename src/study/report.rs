@@ -2,7 +2,7 @@
 //! the noise table, the claims next to our measurements, the figures and provenance.
 
 use crate::error::Result;
-use crate::eval::metrics::summarize_over_seeds;
+use crate::eval::summarize_over_seeds;
 use crate::study::claims::{evaluate_claims, pretty, ClaimResult};
 use crate::study::runner::RunRecord;
 use crate::study::write_atomic;
@@ -57,11 +57,19 @@ pub fn results_csv(records: &[RunRecord]) -> String {
 fn cell(values: &[(f64, (f64, f64))]) -> String {
     match values.len() {
         0 => "–".into(),
-        1 => format!("{:.3} [{:.3}, {:.3}]ᵇ", values[0].0, values[0].1 .0, values[0].1 .1),
+        1 => format!(
+            "{:.3} [{:.3}, {:.3}]ᵇ",
+            values[0].0, values[0].1 .0, values[0].1 .1
+        ),
         _ => {
             let v: Vec<f64> = values.iter().map(|x| x.0).collect();
-            let s = summarize_over_seeds(&v);
-            format!("{:.3} ± {:.3} [{:.3}, {:.3}]", s.mean, s.sd, s.ci95.0, s.ci95.1)
+            match summarize_over_seeds(&v) {
+                Ok(s) => format!(
+                    "{:.3} ± {:.3} [{:.3}, {:.3}]",
+                    s.mean, s.sd, s.ci95.0, s.ci95.1
+                ),
+                Err(_) => "–".into(),
+            }
         }
     }
 }
@@ -109,8 +117,19 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     );
     let _ = writeln!(s, "- command: `{}`", ctx.command);
     let _ = writeln!(s, "- config hash: `{}`", ctx.config_hash);
-    let _ = writeln!(s, "- scrobust {} (cache version `{}`)", env!("CARGO_PKG_VERSION"), crate::study::runner::CODE_VERSION);
-    let _ = writeln!(s, "- wall time of this run: {:.1} s ({} grid cells computed, {} from cache)\n", ctx.seconds_total, ctx.n_computed, records.len().saturating_sub(ctx.n_computed));
+    let _ = writeln!(
+        s,
+        "- scrobust {} (cache version `{}`)",
+        env!("CARGO_PKG_VERSION"),
+        crate::study::runner::CODE_VERSION
+    );
+    let _ = writeln!(
+        s,
+        "- wall time of this run: {:.1} s ({} grid cells computed, {} from cache)\n",
+        ctx.seconds_total,
+        ctx.n_computed,
+        records.len().saturating_sub(ctx.n_computed)
+    );
     if !ctx.notes.is_empty() {
         let _ = writeln!(s, "## Data\n");
         for n in ctx.notes {
@@ -121,24 +140,52 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
 
     let _ = writeln!(s, "## Clean accuracy and macro F1\n");
     let _ = writeln!(s, "Mean ± sd over seeds with a 95% t-interval; `ᵇ` marks a single seed, shown with its bootstrap 95% CI over query cells.\n");
-    let _ = writeln!(s, "| data set | method | accuracy | macro F1 | parameters | seconds |");
+    let _ = writeln!(
+        s,
+        "| data set | method | accuracy | macro F1 | parameters | seconds |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for d in datasets(records) {
         for m in methods(records) {
-            let rs: Vec<&RunRecord> = records.iter().filter(|r| r.dataset == d && r.method == m && (r.noise.fraction == 0.0 || r.noise.sigma == 0.0)).collect();
+            let rs: Vec<&RunRecord> = records
+                .iter()
+                .filter(|r| {
+                    r.dataset == d
+                        && r.method == m
+                        && (r.noise.fraction == 0.0 || r.noise.sigma == 0.0)
+                })
+                .collect();
             if rs.is_empty() {
                 continue;
             }
-            let acc: Vec<(f64, (f64, f64))> = rs.iter().map(|r| (r.report.accuracy, r.accuracy_ci)).collect();
-            let f1: Vec<(f64, (f64, f64))> = rs.iter().map(|r| (r.report.macro_f1, r.macro_f1_ci)).collect();
+            let acc: Vec<(f64, (f64, f64))> = rs
+                .iter()
+                .map(|r| (r.report.accuracy, r.accuracy_ci))
+                .collect();
+            let f1: Vec<(f64, (f64, f64))> = rs
+                .iter()
+                .map(|r| (r.report.macro_f1, r.macro_f1_ci))
+                .collect();
             let secs = rs.iter().map(|r| r.seconds).sum::<f64>() / rs.len() as f64;
-            let params = rs[0].n_params.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
-            let _ = writeln!(s, "| {d} | {} | {} | {} | {params} | {secs:.1} |", pretty(&m), cell(&acc), cell(&f1));
+            let params = rs[0]
+                .n_params
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "–".into());
+            let _ = writeln!(
+                s,
+                "| {d} | {} | {} | {} | {params} | {secs:.1} |",
+                pretty(&m),
+                cell(&acc),
+                cell(&f1)
+            );
         }
     }
     s.push('\n');
 
-    let noisy: Vec<&RunRecord> = records.iter().filter(|r| r.noise.fraction > 0.0 && r.noise.sigma > 0.0).collect();
+    let noisy: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.noise.fraction > 0.0 && r.noise.sigma > 0.0)
+        .collect();
     if !noisy.is_empty() {
         let _ = writeln!(s, "## Accuracy under Gaussian noise\n");
         let _ = writeln!(s, "Noise N(0, σ²) on log1p(CP10k) values of a random fraction of cells, before tokenization (see README: noise model).\n");
@@ -146,7 +193,11 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
         for d in datasets(records) {
             for m in methods(records) {
-                let mut conds: Vec<_> = noisy.iter().filter(|r| r.dataset == d && r.method == m).map(|r| r.noise).collect();
+                let mut conds: Vec<_> = noisy
+                    .iter()
+                    .filter(|r| r.dataset == d && r.method == m)
+                    .map(|r| r.noise)
+                    .collect();
                 conds.dedup();
                 let mut seen = Vec::new();
                 for c in conds {
@@ -154,28 +205,47 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
                         continue;
                     }
                     seen.push(c);
-                    let acc: Vec<(f64, (f64, f64))> = records.iter().filter(|r| r.dataset == d && r.method == m && r.noise == c).map(|r| (r.report.accuracy, r.accuracy_ci)).collect();
+                    let acc: Vec<(f64, (f64, f64))> = records
+                        .iter()
+                        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
+                        .map(|r| (r.report.accuracy, r.accuracy_ci))
+                        .collect();
                     let drops: Vec<f64> = records
                         .iter()
                         .filter(|r| r.dataset == d && r.method == m && r.noise == c)
                         .filter_map(|r| {
                             records
                                 .iter()
-                                .find(|x| x.dataset == d && x.method == m && x.seed == r.seed && (x.noise.fraction == 0.0 || x.noise.sigma == 0.0))
+                                .find(|x| {
+                                    x.dataset == d
+                                        && x.method == m
+                                        && x.seed == r.seed
+                                        && (x.noise.fraction == 0.0 || x.noise.sigma == 0.0)
+                                })
                                 .map(|x| 100.0 * (x.report.accuracy - r.report.accuracy))
                         })
                         .collect();
                     let drop = if drops.is_empty() {
                         "–".to_string()
                     } else {
-                        let sm = summarize_over_seeds(&drops);
-                        if sm.n > 1 {
-                            format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1)
-                        } else {
-                            format!("{:.1}", sm.mean)
+                        match summarize_over_seeds(&drops) {
+                            Ok(sm) if sm.n > 1 => {
+                                format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1)
+                            }
+                            Ok(sm) => format!("{:.1}", sm.mean),
+                            Err(_) => "–".into(),
                         }
                     };
-                    let _ = writeln!(s, "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |", pretty(&m), c.fraction, c.sigma, c.target, c.perturb_zeros, cell(&acc));
+                    let _ = writeln!(
+                        s,
+                        "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |",
+                        pretty(&m),
+                        c.fraction,
+                        c.sigma,
+                        c.target,
+                        c.perturb_zeros,
+                        cell(&acc)
+                    );
                 }
             }
         }
@@ -188,7 +258,16 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     let _ = writeln!(s, "| claim | published | measured | 95% CI | n | verdict |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for c in &claims {
-        let _ = writeln!(s, "| {} | {:+.0} | {} | {} | {} | {} |", c.claim, c.published_pp, fmt_opt(c.measured_pp), fmt_ci(c.ci95_pp), c.n, c.verdict);
+        let _ = writeln!(
+            s,
+            "| {} | {:+.0} | {} | {} | {} | {} |",
+            c.claim,
+            c.published_pp,
+            fmt_opt(c.measured_pp),
+            fmt_ci(c.ci95_pp),
+            c.n,
+            c.verdict
+        );
     }
     s.push('\n');
     for c in &claims {
@@ -210,7 +289,8 @@ fn fmt_opt(x: Option<f64>) -> String {
 }
 
 fn fmt_ci(x: Option<(f64, f64)>) -> String {
-    x.map(|(a, b)| format!("[{a:+.1}, {b:+.1}]")).unwrap_or_else(|| "–".into())
+    x.map(|(a, b)| format!("[{a:+.1}, {b:+.1}]"))
+        .unwrap_or_else(|| "–".into())
 }
 
 /// The claims, for JSON output.
@@ -221,6 +301,9 @@ pub fn claims_json(records: &[RunRecord]) -> Vec<ClaimResult> {
 /// Write `results.csv` and `REPORT.md` into `out`.
 pub fn write_outputs(records: &[RunRecord], ctx: &ReportContext, out: &Path) -> Result<()> {
     write_atomic(&out.join("results.csv"), results_csv(records).as_bytes())?;
-    write_atomic(&out.join("REPORT.md"), report_markdown(records, ctx).as_bytes())?;
+    write_atomic(
+        &out.join("REPORT.md"),
+        report_markdown(records, ctx).as_bytes(),
+    )?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::metrics::{bootstrap_ci, evaluate, ClassificationReport, Metric};
+use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
 use crate::eval::Prediction;
 use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
 use crate::study::methods::{run_method, MethodContext};
@@ -117,7 +117,7 @@ pub fn run_study(cfg: &StudyConfig, profile_text: &str, out: &Path, progress: bo
                     let seconds = started.elapsed().as_secs_f64();
                     for ((cond, key), pred) in group.iter().zip(&keys).zip(&outcome.predictions) {
                         let rec = score(&task, method, seed, *cond, key, pred, outcome.n_params, seconds, cfg.bootstrap)?;
-                        bar.println(format!(
+                        log_line(&bar, format!(
                             "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
                             rec.dataset, rec.method, seed, cond.fraction, cond.sigma, cond.target, rec.report.accuracy, rec.report.macro_f1, seconds
                         ));
@@ -168,10 +168,10 @@ fn score(
     bootstrap: usize,
 ) -> Result<RunRecord> {
     let predicted: Vec<String> = (0..pred.predicted.len()).map(|i| pred.label(i).to_string()).collect();
-    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes);
+    let report = evaluate(&task.query_truth, &predicted, &task.reference_labels.classes)?;
     let boot_seed = seed ^ 0x5eed_b007;
-    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed);
-    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed);
+    let accuracy_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::Accuracy, bootstrap, boot_seed)?;
+    let macro_f1_ci = bootstrap_ci(&task.query_truth, &predicted, &task.reference_labels.classes, Metric::MacroF1, bootstrap, boot_seed)?;
     Ok(RunRecord {
         key: key.to_string(),
         dataset: task.name.clone(),
@@ -243,10 +243,43 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every record under `out/runs/` (a finished or partial study), sorted by data set,
+/// method, seed and noise, for notebooks and re-plotting.
+pub fn load_records(out: &Path) -> Result<Vec<RunRecord>> {
+    let dir = out.join("runs");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let rec: RunRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Parse { path: path.clone(), problem: e.to_string() })?;
+        records.push(rec);
+    }
+    records.sort_by(|a, b| {
+        (&a.dataset, &a.method, a.seed)
+            .cmp(&(&b.dataset, &b.method, b.seed))
+            .then(a.noise.fraction.total_cmp(&b.noise.fraction))
+            .then(a.noise.sigma.total_cmp(&b.noise.sigma))
+    });
+    Ok(records)
+}
+
 fn load_record(dir: &Path, key: &str) -> Option<RunRecord> {
     let path = dir.join(format!("{key}.json"));
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// One line per finished grid cell: above the progress bar, or plain stderr without one.
+fn log_line(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn progress_bar(n: u64, show: bool) -> indicatif::ProgressBar {

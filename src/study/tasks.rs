@@ -3,7 +3,9 @@
 
 use crate::data::h5ad::{read_h5ad, ReadOptions};
 use crate::data::simulate::{simulate, Profile, SimulateOptions};
-use crate::data::split::{align_genes, read_cell_list, split_by_cell_ids, split_by_values, split_stratified};
+use crate::data::split::{
+    align_genes, read_cell_list, split_by_cell_ids, split_by_values, split_stratified,
+};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::study::config::DatasetSpec;
@@ -39,9 +41,20 @@ pub fn shared_data_dir() -> Option<PathBuf> {
 /// data folder is absent (the study notes it and goes on).
 pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Task>> {
     match spec {
-        DatasetSpec::Simulated { name, profile, cells, genes, seed } => {
+        DatasetSpec::Simulated {
+            name,
+            profile,
+            cells,
+            genes,
+            seed,
+        } => {
             let profile: Profile = profile.parse()?;
-            let ds = simulate(&SimulateOptions { profile, n_cells: *cells, n_genes: *genes, seed: *seed })?;
+            let ds = simulate(&SimulateOptions {
+                profile,
+                n_cells: *cells,
+                n_genes: *genes,
+                seed: *seed,
+            })?;
             let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
             let notes = vec![format!(
                 "simulated {} ({} cells x {} genes, seed {seed}); reference = batch 'reference'",
@@ -49,14 +62,34 @@ pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Tas
                 ds.n_obs(),
                 ds.n_vars()
             )];
-            finish(name, &ds.select_cells(&r), &ds.select_cells(&q), "cell_type", notes).map(Some)
+            finish(
+                name,
+                &ds.select_cells(&r),
+                &ds.select_cells(&q),
+                "cell_type",
+                notes,
+            )
+            .map(Some)
         }
         DatasetSpec::Shared { name, task } => {
             let Some(dir) = shared else { return Ok(None) };
             load_shared_task(name, task, dir).map(Some)
         }
-        DatasetSpec::H5ad { name, label_key, reference, query, data, split_key, reference_values, train_fraction, use_raw } => {
-            let opts = ReadOptions { use_raw: *use_raw, value_kind: None };
+        DatasetSpec::H5ad {
+            name,
+            label_key,
+            reference,
+            query,
+            data,
+            split_key,
+            reference_values,
+            train_fraction,
+            use_raw,
+        } => {
+            let opts = ReadOptions {
+                use_raw: *use_raw,
+                value_kind: None,
+            };
             match (reference, query, data) {
                 (Some(r), Some(q), None) => {
                     let r = read_h5ad(r, &opts)?;
@@ -75,7 +108,14 @@ pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Tas
                             ))
                         }
                     };
-                    finish(name, &ds.select_cells(&ri), &ds.select_cells(&qi), label_key, vec![]).map(Some)
+                    finish(
+                        name,
+                        &ds.select_cells(&ri),
+                        &ds.select_cells(&qi),
+                        label_key,
+                        vec![],
+                    )
+                    .map(Some)
                 }
                 _ => Err(Error::param(
                     format!("study.datasets.{name}"),
@@ -119,16 +159,36 @@ fn load_shared_task(name: &str, task: &str, dir: &Path) -> Result<Task> {
             ))
         }
     };
-    let ds = read_h5ad(&dir.join(file), &ReadOptions { use_raw, value_kind: None })?;
+    let ds = read_h5ad(
+        &dir.join(file),
+        &ReadOptions {
+            use_raw,
+            value_kind: None,
+        },
+    )?;
     let (ri, qi) = split_by_cell_ids(&ds, &ref_ids, &query_ids)?;
-    finish(name, &ds.select_cells(&ri), &ds.select_cells(&qi), label_key, vec![format!("shared task {task} ({file})")])
+    finish(
+        name,
+        &ds.select_cells(&ri),
+        &ds.select_cells(&qi),
+        label_key,
+        vec![format!("shared task {task} ({file})")],
+    )
 }
 
 /// Align genes, pull labels, and record what happened.
-fn finish(name: &str, reference: &Dataset, query: &Dataset, label_key: &str, mut notes: Vec<String>) -> Result<Task> {
+fn finish(
+    name: &str,
+    reference: &Dataset,
+    query: &Dataset,
+    label_key: &str,
+    mut notes: Vec<String>,
+) -> Result<Task> {
     let reference_labels = reference.labels(label_key)?;
     let query_labels = query.labels(label_key)?;
-    let query_truth: Vec<Option<String>> = (0..query.n_obs()).map(|i| query_labels.name(i).map(str::to_string)).collect();
+    let query_truth: Vec<Option<String>> = (0..query.n_obs())
+        .map(|i| query_labels.name(i).map(str::to_string))
+        .collect();
     if reference_labels.classes.len() < 2 {
         return Err(Error::invalid(
             &reference.source,
@@ -150,7 +210,16 @@ fn finish(name: &str, reference: &Dataset, query: &Dataset, label_key: &str, mut
         .filter(|t| !reference_labels.classes.contains(t))
         .count();
     if unknown > 0 {
-        notes.push(format!("{unknown} query cells have classes absent from the reference and are not scored"));
+        notes.push(format!(
+            "{unknown} query cells have classes absent from the reference and are not scored"
+        ));
     }
-    Ok(Task { name: name.to_string(), reference, reference_labels, query, query_truth, notes })
+    Ok(Task {
+        name: name.to_string(),
+        reference,
+        reference_labels,
+        query,
+        query_truth,
+        notes,
+    })
 }

@@ -1,1 +1,0 @@
-//! Seeded Splatter-style gamma–Poisson count simulator.

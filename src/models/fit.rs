@@ -1,0 +1,356 @@
+//! Pretrain then fine-tune one model on collated cells: the part of the pipeline that
+//! knows nothing about h5ad files or tokenizers (see [`super::pipeline`] for that).
+//!
+//! Pretraining builds encoder + pretraining head in one [`ParamStore`]; fine-tuning builds
+//! encoder + classification head in a fresh store (seeded differently) and copies the
+//! pretrained `encoder.*` weights in. `n_params` counts the classifier (encoder + head),
+//! not the pretraining head.
+
+use super::checkpoint::Checkpointer;
+use super::finetune::{Classifier, FinetuneTask};
+use super::heads::ClsDecoder;
+use super::params::ParamStore;
+use super::pretrain::PretrainTask;
+use super::trainer::{run_stage, step_seed, StageResult, StageSpec};
+use super::{build_encoder, build_pretrain_head, DataShape, ModelKind, TrainConfig};
+use crate::error::Result;
+use crate::tokenize::collate::Batch;
+use candle_core::Device;
+use std::ops::Range;
+use std::path::Path;
+
+/// Collated cells for one run.
+#[derive(Debug, Clone)]
+pub struct FitData {
+    /// Pretraining cells (reference training split; never query cells).
+    pub pretrain: Batch,
+    /// Labelled fine-tuning cells.
+    pub train: Batch,
+    /// Labelled validation cells (model selection).
+    pub val: Batch,
+    /// Vocabulary and input length.
+    pub shape: DataShape,
+    /// Token ids of real genes (random replacements in token masking).
+    pub gene_ids: Range<u32>,
+    /// Number of classes.
+    pub n_classes: usize,
+}
+
+/// Options that do not belong in a config file.
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions<'a> {
+    /// Skip pretraining (train from scratch).
+    pub no_pretrain: bool,
+    /// Checkpoint folder (resume from it when it holds checkpoints).
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Stop fine-tuning after this many steps (simulates an interruption; tests).
+    pub stop_finetune_after: Option<usize>,
+    /// Progress bars on stderr.
+    pub progress: bool,
+}
+
+/// A trained classifier and what training did.
+pub struct Fitted {
+    /// The classifier (best validated weights).
+    pub classifier: Classifier,
+    /// Its variables.
+    pub store: ParamStore,
+    /// Trainable parameters of the classifier.
+    pub n_params: usize,
+    /// Pretraining stage (None with `no_pretrain` or 0 steps).
+    pub pretrain: Option<StageResult>,
+    /// Fine-tuning stage.
+    pub finetune: StageResult,
+}
+
+/// Pretrain (unless disabled) and fine-tune `kind` on `data` on `device`.
+pub fn fit(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    data: &FitData,
+    seed: u64,
+    opts: &FitOptions,
+    device: &Device,
+) -> Result<Fitted> {
+    let p = &cfg.train;
+    let checkpoints = opts.checkpoint_dir.map(Checkpointer::new).transpose()?;
+    let mut pretrained = None;
+    let mut pretrain_result = None;
+    if !opts.no_pretrain && p.pretrain_steps > 0 {
+        let store = ParamStore::new(step_seed(seed, "init-pretrain", 0), device);
+        let encoder = build_encoder(kind, &cfg.models, data.shape, store.vb())?;
+        let head = build_pretrain_head(kind, encoder.d_model(), data.shape, store.vb())?;
+        let token_masking = (kind == ModelKind::Geneformer)
+            .then(|| (data.shape.vocab_size as u32, data.gene_ids.clone()));
+        let mut task = PretrainTask {
+            encoder: encoder.as_ref(),
+            head: &head,
+            cells: &data.pretrain,
+            batch_size: p.batch_size,
+            mask_ratio: p.mask_ratio,
+            has_cls: true,
+            token_masking,
+            seed,
+            device,
+        };
+        let spec = StageSpec {
+            name: "pretrain",
+            model: kind.as_str(),
+            total_steps: p.pretrain_steps,
+            params: p,
+            store: &store,
+            checkpoints: checkpoints.as_ref(),
+            stop_after: None,
+            progress: opts.progress,
+        };
+        pretrain_result = Some(run_stage(&spec, &mut task)?);
+        pretrained = Some(store.snapshot()?);
+    }
+    let store = ParamStore::new(step_seed(seed, "init-finetune", 0), device);
+    let encoder = build_encoder(kind, &cfg.models, data.shape, store.vb())?;
+    let head = ClsDecoder::new(
+        encoder.d_model(),
+        p.n_layers_cls,
+        data.n_classes,
+        store.vb().pp("cls_head"),
+    )?;
+    let n_params = store.n_params()?;
+    if let Some(weights) = &pretrained {
+        let encoder_only = weights
+            .iter()
+            .filter(|(k, _)| k.starts_with("encoder."))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        store.assign_from(&encoder_only)?;
+    }
+    let classifier = Classifier { encoder, head };
+    let mut task = FinetuneTask::new(
+        &classifier,
+        &data.train,
+        &data.val,
+        p.batch_size,
+        p.class_balance,
+        data.n_classes,
+        seed,
+        device,
+    )?;
+    let spec = StageSpec {
+        name: "finetune",
+        model: kind.as_str(),
+        total_steps: p.finetune_steps,
+        params: p,
+        store: &store,
+        checkpoints: checkpoints.as_ref(),
+        stop_after: opts.stop_finetune_after,
+        progress: opts.progress,
+    };
+    let finetune = run_stage(&spec, &mut task)?;
+    Ok(Fitted {
+        classifier,
+        store,
+        n_params,
+        pretrain: pretrain_result,
+        finetune,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::toy::{smoke_config, toy_cells, toy_shape, FIRST_GENE, VOCAB};
+    use candle_core::Tensor;
+
+    fn toy_data() -> FitData {
+        FitData {
+            pretrain: toy_cells(64, 1),
+            train: toy_cells(64, 2),
+            val: toy_cells(16, 3),
+            shape: toy_shape(),
+            gene_ids: FIRST_GENE..VOCAB as u32,
+            n_classes: 2,
+        }
+    }
+
+    fn logits(f: &Fitted, cells: &Batch) -> Vec<f32> {
+        let input = crate::models::ModelInput::from_batch(cells, &Device::Cpu).unwrap();
+        f.classifier
+            .logits(&input, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    /// Two runs with the same seed give identical logits (dropout on, CPU).
+    #[test]
+    fn training_is_deterministic() {
+        let cfg = smoke_config();
+        let data = toy_data();
+        for kind in ModelKind::ALL {
+            let a = fit(kind, &cfg, &data, 5, &FitOptions::default(), &Device::Cpu).unwrap();
+            let b = fit(kind, &cfg, &data, 5, &FitOptions::default(), &Device::Cpu).unwrap();
+            assert_eq!(logits(&a, &data.val), logits(&b, &data.val), "{kind:?}");
+            let c = fit(kind, &cfg, &data, 6, &FitOptions::default(), &Device::Cpu).unwrap();
+            assert_ne!(logits(&a, &data.val), logits(&c, &data.val), "{kind:?}");
+        }
+    }
+
+    /// An interrupted and resumed run ends with the weights of an uninterrupted one.
+    #[test]
+    fn resume_matches_uninterrupted_run() {
+        let mut cfg = smoke_config();
+        cfg.train.checkpoint_every = 4;
+        let data = toy_data();
+        let full_dir = tempfile::tempdir().unwrap();
+        let opts = FitOptions {
+            checkpoint_dir: Some(full_dir.path()),
+            ..Default::default()
+        };
+        let full = fit(ModelKind::ScGpt, &cfg, &data, 9, &opts, &Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = FitOptions {
+            checkpoint_dir: Some(dir.path()),
+            stop_finetune_after: Some(13),
+            ..Default::default()
+        };
+        let part = fit(ModelKind::ScGpt, &cfg, &data, 9, &stopped, &Device::Cpu).unwrap();
+        assert!(!part.finetune.completed);
+        let resumed_opts = FitOptions {
+            checkpoint_dir: Some(dir.path()),
+            ..Default::default()
+        };
+        let resumed = fit(
+            ModelKind::ScGpt,
+            &cfg,
+            &data,
+            9,
+            &resumed_opts,
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert!(resumed.finetune.completed);
+        assert_eq!(resumed.finetune.losses.len(), cfg.train.finetune_steps - 13);
+        assert_eq!(resumed.finetune.best, full.finetune.best);
+        let (a, b) = (
+            full.store.snapshot().unwrap(),
+            resumed.store.snapshot().unwrap(),
+        );
+        for (k, t) in &a {
+            let x: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            let y: Vec<f32> = b[k].flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(x, y, "{k}");
+        }
+    }
+
+    /// The fine-tuning loss falls on the learnable toy task for every model, and the
+    /// classifier then separates the validation cells.
+    #[test]
+    fn loss_decreases_on_toy_task() {
+        let mut cfg = smoke_config();
+        cfg.train.lr = 1e-3;
+        cfg.train.finetune_steps = 200;
+        let data = toy_data();
+        for kind in ModelKind::ALL {
+            let opts = FitOptions {
+                no_pretrain: true,
+                ..Default::default()
+            };
+            let f = fit(kind, &cfg, &data, 0, &opts, &Device::Cpu).unwrap();
+            let l = &f.finetune.losses;
+            let head: f32 = l[..5].iter().sum::<f32>() / 5.0;
+            let tail: f32 = l[l.len() - 5..].iter().sum::<f32>() / 5.0;
+            assert!(tail < 0.7 * head, "{kind:?}: loss {head} → {tail}");
+            assert!(
+                f.finetune.best.map(|b| b.0).unwrap_or(0.0) >= 0.75,
+                "{kind:?}: {:?}",
+                f.finetune.best
+            );
+        }
+    }
+
+    /// After one step of pretraining loss + classification loss, every trainable tensor of
+    /// every model (encoder, pretraining head, classification head) has a non-zero gradient.
+    #[test]
+    fn every_tensor_gets_a_gradient() {
+        let cfg = smoke_config();
+        let cells = toy_cells(8, 4);
+        for kind in ModelKind::ALL {
+            let store = ParamStore::new(0, &Device::Cpu);
+            let encoder = build_encoder(kind, &cfg.models, toy_shape(), store.vb()).unwrap();
+            let head =
+                build_pretrain_head(kind, encoder.d_model(), toy_shape(), store.vb()).unwrap();
+            let cls = ClsDecoder::new(encoder.d_model(), 2, 2, store.vb().pp("cls_head")).unwrap();
+            let mut rng = crate::models::trainer::step_rng(0, "t", 0);
+            let masked = if kind == ModelKind::Geneformer {
+                crate::models::pretrain::mask_tokens(
+                    &cells,
+                    0.3,
+                    true,
+                    VOCAB as u32,
+                    FIRST_GENE..VOCAB as u32,
+                    &mut rng,
+                )
+            } else {
+                crate::models::pretrain::mask_values(&cells, 0.3, true, &mut rng)
+            };
+            let input = crate::models::ModelInput::from_batch(&masked.batch, &Device::Cpu).unwrap();
+            let hidden = encoder.forward_t(&input, true).unwrap();
+            assert_eq!(
+                hidden.dims(),
+                &[8, crate::models::toy::SEQ, encoder.d_model()]
+            );
+            let mlm = crate::models::pretrain::masked_loss(&head, &hidden, &masked).unwrap();
+            let classifier = Classifier { encoder, head: cls };
+            let logits = classifier.logits(&input, true).unwrap();
+            assert_eq!(logits.dims(), &[8, 2]);
+            let y = Tensor::new(cells.labels.as_ref().unwrap().as_slice(), &Device::Cpu).unwrap();
+            let ce = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+            let grads = (mlm + ce).unwrap().backward().unwrap();
+            let vars = store.vars().unwrap();
+            assert!(vars.len() > 10);
+            for (name, var) in vars {
+                let g = grads
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{kind:?}: no gradient for {name}"));
+                let n: f32 = g.abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+                assert!(n > 0.0, "{kind:?}: zero gradient for {name}");
+            }
+        }
+    }
+
+    /// Changing tokens at padded positions does not change any model's logits.
+    #[test]
+    fn padding_does_not_change_outputs() {
+        let cfg = smoke_config();
+        let cells = toy_cells(4, 5);
+        let mut noisy = cells.clone();
+        for i in 0..noisy.gene_ids.len() {
+            if noisy.attention_mask[i] == 0 {
+                noisy.gene_ids[i] = 7;
+                noisy.values[i] = 33.0;
+            }
+        }
+        for kind in ModelKind::ALL {
+            let store = ParamStore::new(0, &Device::Cpu);
+            let encoder = build_encoder(kind, &cfg.models, toy_shape(), store.vb()).unwrap();
+            let head = ClsDecoder::new(encoder.d_model(), 1, 2, store.vb().pp("cls_head")).unwrap();
+            let c = Fitted {
+                classifier: Classifier { encoder, head },
+                store,
+                n_params: 0,
+                pretrain: None,
+                finetune: StageResult {
+                    steps_done: 0,
+                    completed: true,
+                    losses: vec![],
+                    best: None,
+                },
+            };
+            let (a, b) = (logits(&c, &cells), logits(&c, &noisy));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{kind:?}: {x} vs {y}");
+            }
+        }
+    }
+}

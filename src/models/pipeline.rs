@@ -1,0 +1,272 @@
+//! From gene-aligned reference and query data sets to query predictions: split the
+//! labelled reference into training and validation cells (stratified), tokenize (scGPT
+//! binning for binned models, Geneformer V2 rank encoding fitted on the reference for the
+//! Geneformer-like model), collate, pretrain on reference training cells, fine-tune,
+//! select the best validated weights, predict the queries.
+//!
+//! Query cells are used only for the final prediction: never for pretraining, the rank
+//! tokenizer's gene medians, or model selection.
+
+use super::fit::{fit, FitData, FitOptions};
+use super::{default_device, DataShape, ModelKind, TrainConfig};
+use crate::data::{Dataset, Labels};
+use crate::error::{Error, Result};
+use crate::eval::Prediction;
+use crate::tokenize::{
+    collate, tokenize_binned, tokenize_rank, Batch, BinningTokenizer, CollateSpec, GeneVocab,
+    RankTokenizerParams, SelectionMode, SequenceSelection, TieMode, TokenizedCell, N_SPECIAL,
+};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// What training one model produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// Predictions on the (first) query.
+    pub prediction: Prediction,
+    /// Trainable parameters of the classifier (encoder + classification head).
+    pub n_params: usize,
+    /// Pretraining steps run (0 with `--no-pretrain`).
+    pub pretrain_steps: usize,
+    /// Fine-tuning steps run.
+    pub finetune_steps: usize,
+    /// Wall time of tokenization, training and prediction, in seconds.
+    pub seconds: f64,
+    /// Best validation accuracy (None without validation cells).
+    pub val_accuracy: Option<f64>,
+    /// Fine-tuning step of the selected weights.
+    pub best_step: Option<usize>,
+    /// Mean loss of the last 10 pretraining steps.
+    pub final_pretrain_loss: Option<f32>,
+    /// Mean loss of the last 10 fine-tuning steps.
+    pub final_finetune_loss: Option<f32>,
+}
+
+/// Options beyond the config file.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions<'a> {
+    /// Train from scratch.
+    pub no_pretrain: bool,
+    /// Checkpoint / resume folder.
+    pub checkpoint_dir: Option<&'a Path>,
+    /// Progress bars on stderr.
+    pub progress: bool,
+}
+
+/// Train `kind` on the labelled reference and predict `query` (gene-aligned with it).
+pub fn train_and_predict(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    reference: &Dataset,
+    reference_labels: &Labels,
+    query: &Dataset,
+    seed: u64,
+    progress: bool,
+) -> Result<TrainOutcome> {
+    let opts = PipelineOptions {
+        progress,
+        ..Default::default()
+    };
+    let (outcome, _) = train_and_predict_many(
+        kind,
+        cfg,
+        reference,
+        reference_labels,
+        std::slice::from_ref(query),
+        seed,
+        &opts,
+    )?;
+    Ok(outcome)
+}
+
+fn mean_tail(losses: &[f32]) -> Option<f32> {
+    let tail = &losses[losses.len().saturating_sub(10)..];
+    (!tail.is_empty()).then(|| tail.iter().sum::<f32>() / tail.len() as f32)
+}
+
+/// Like [`train_and_predict`], but fits once and predicts several queries (e.g. clean and
+/// noisy versions). The outcome holds the first query's prediction; all predictions are
+/// returned in query order.
+pub fn train_and_predict_many(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    reference: &Dataset,
+    reference_labels: &Labels,
+    queries: &[Dataset],
+    seed: u64,
+    opts: &PipelineOptions,
+) -> Result<(TrainOutcome, Vec<Prediction>)> {
+    let started = Instant::now();
+    cfg.validate()?;
+    check_inputs(reference, reference_labels, queries)?;
+    let p = &cfg.train;
+    let (train_rows, val_rows) = split_reference(reference_labels, p.val_fraction, seed)?;
+    let vocab = GeneVocab::from_genes(&reference.gene_names)?;
+    let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
+    let tokenizer = Tokenizer::new(kind, cfg, reference, &train_rows)?;
+    let ref_cells = tokenizer.tokenize(reference, &column_ids, seed)?;
+    let codes: Vec<u32> = reference_labels
+        .codes
+        .iter()
+        .map(|c| c.unwrap_or(0) as u32)
+        .collect();
+    let gather = |rows: &[usize], labelled: bool| -> Result<Batch> {
+        let cells: Vec<&TokenizedCell> = rows.iter().map(|&r| &ref_cells[r]).collect();
+        let labels: Vec<u32> = rows.iter().map(|&r| codes[r]).collect();
+        collate(
+            &cells,
+            labelled.then_some(labels.as_slice()),
+            &tokenizer.spec,
+        )
+    };
+    let data = FitData {
+        pretrain: gather(&train_rows, false)?,
+        train: gather(&train_rows, true)?,
+        val: gather(&val_rows, true)?,
+        shape: DataShape {
+            vocab_size: vocab.len(),
+            max_len: p.max_seq_len,
+        },
+        gene_ids: N_SPECIAL..vocab.len() as u32,
+        n_classes: reference_labels.classes.len(),
+    };
+    let device = default_device();
+    let fit_opts = FitOptions {
+        no_pretrain: opts.no_pretrain,
+        checkpoint_dir: opts.checkpoint_dir,
+        stop_finetune_after: None,
+        progress: opts.progress,
+    };
+    let fitted = fit(kind, cfg, &data, seed, &fit_opts, &device)?;
+    let mut predictions = Vec::with_capacity(queries.len());
+    for (qi, query) in queries.iter().enumerate() {
+        // A query-specific seed so binning ties / gene subsets do not mirror the reference's.
+        let cells = tokenizer.tokenize(
+            query,
+            &column_ids,
+            super::trainer::step_seed(seed, "query", qi),
+        )?;
+        let refs: Vec<&TokenizedCell> = cells.iter().collect();
+        let batch = collate(&refs, None, &tokenizer.spec)?;
+        let (predicted, scores) =
+            fitted
+                .classifier
+                .predict(&batch, p.batch_size.max(64), &device)?;
+        predictions.push(Prediction {
+            classes: reference_labels.classes.clone(),
+            predicted,
+            scores,
+        });
+    }
+    let outcome = TrainOutcome {
+        prediction: predictions[0].clone(),
+        n_params: fitted.n_params,
+        pretrain_steps: fitted.pretrain.as_ref().map_or(0, |r| r.steps_done),
+        finetune_steps: fitted.finetune.steps_done,
+        seconds: started.elapsed().as_secs_f64(),
+        val_accuracy: fitted.finetune.best.map(|b| b.0),
+        best_step: fitted.finetune.best.map(|b| b.1),
+        final_pretrain_loss: fitted.pretrain.as_ref().and_then(|r| mean_tail(&r.losses)),
+        final_finetune_loss: mean_tail(&fitted.finetune.losses),
+    };
+    Ok((outcome, predictions))
+}
+
+fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Result<()> {
+    if labels.len() != reference.n_obs() {
+        return Err(Error::Incompatible(format!(
+            "{}: {} labels for {} reference cells",
+            reference.source,
+            labels.len(),
+            reference.n_obs()
+        )));
+    }
+    if queries.is_empty() {
+        return Err(Error::param("query", "no query data set given"));
+    }
+    for q in queries {
+        if q.gene_names != reference.gene_names {
+            return Err(Error::Incompatible(format!(
+                "{} and {} are not gene-aligned ({} vs {} genes); align them first",
+                reference.source,
+                q.source,
+                reference.n_vars(),
+                q.n_vars()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Stratified training / validation rows of the labelled reference cells.
+fn split_reference(
+    labels: &Labels,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let labelled: Vec<usize> = (0..labels.len())
+        .filter(|&i| labels.codes[i].is_some())
+        .collect();
+    if labelled.is_empty() {
+        return Err(Error::Incompatible(
+            "the reference has no labelled cell".into(),
+        ));
+    }
+    if val_fraction <= 0.0 {
+        return Ok((labelled, Vec::new()));
+    }
+    crate::data::split::split_stratified(
+        labels,
+        1.0 - val_fraction,
+        super::trainer::step_seed(seed, "validation", 0),
+    )
+}
+
+/// The tokenizer of a model kind, fitted on reference training cells where it learns.
+struct Tokenizer {
+    kind: Tokenization,
+    spec: CollateSpec,
+}
+
+enum Tokenization {
+    Binned(BinningTokenizer, SequenceSelection),
+    Rank(crate::tokenize::FittedRank),
+}
+
+impl Tokenizer {
+    fn new(
+        kind: ModelKind,
+        cfg: &TrainConfig,
+        reference: &Dataset,
+        train_rows: &[usize],
+    ) -> Result<Self> {
+        let max_len = cfg.train.max_seq_len;
+        if kind.uses_bins() {
+            let spec = CollateSpec::scgpt(max_len);
+            let selection =
+                SequenceSelection::limit(spec.max_genes(), SelectionMode::RandomSubsample);
+            Ok(Self {
+                kind: Tokenization::Binned(
+                    BinningTokenizer::new(cfg.train.n_bins, TieMode::Random)?,
+                    selection,
+                ),
+                spec,
+            })
+        } else {
+            let params = RankTokenizerParams::v2().with_max_len(max_len);
+            let fitted = params.fit_dataset(&reference.select_cells(train_rows))?;
+            Ok(Self {
+                spec: params.collate_spec(),
+                kind: Tokenization::Rank(fitted),
+            })
+        }
+    }
+
+    fn tokenize(&self, ds: &Dataset, column_ids: &[u32], seed: u64) -> Result<Vec<TokenizedCell>> {
+        match &self.kind {
+            Tokenization::Binned(tok, sel) => tokenize_binned(&ds.x, column_ids, tok, sel, seed),
+            Tokenization::Rank(fitted) => tokenize_rank(&ds.x, column_ids, fitted),
+        }
+    }
+}

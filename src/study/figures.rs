@@ -1,0 +1,336 @@
+//! The six figures of a study, drawn from its records (PNG + SVG under `figures/`).
+
+use crate::data::{Dataset, ValueKind};
+use crate::error::Result;
+use crate::eval::summarize_over_seeds;
+use crate::perturb::GaussianNoise;
+use crate::plot::{
+    accuracy_bars, confusion_heatmaps, noise_curves, params_vs_accuracy, prediction_shift,
+    tokenizer_info, FigurePaths, MethodScore, NoiseAxis, NoisePoint, ParamPoint, ShiftRow,
+    TokenInfoRow,
+};
+use crate::study::claims::pretty;
+use crate::study::config::StudyConfig;
+use crate::study::runner::{RunRecord, StudyOutput};
+use crate::tokenize::info::{measure, InfoTokenizer};
+use crate::tokenize::{BinningTokenizer, RankTokenizerParams};
+use std::path::Path;
+
+fn clean(r: &RunRecord) -> bool {
+    r.noise.fraction == 0.0 || r.noise.sigma == 0.0
+}
+
+/// Mean and 95% interval of values over seeds; for one value, its bootstrap interval.
+/// Scores live in [0, 1], so whiskers are drawn clipped to it (the report gives the raw
+/// t-interval, which with few seeds can exceed it).
+fn mean_ci(values: &[(f64, (f64, f64))]) -> Option<(f64, f64, f64)> {
+    let (mean, lo, hi) = match values.len() {
+        0 => return None,
+        1 => (values[0].0, values[0].1 .0, values[0].1 .1),
+        _ => {
+            let v: Vec<f64> = values.iter().map(|x| x.0).collect();
+            let s = summarize_over_seeds(&v).ok()?;
+            (s.mean, s.ci95.0, s.ci95.1)
+        }
+    };
+    Some((mean, lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)))
+}
+
+fn unique<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in it {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+/// Draw every figure the records support; returns paths of the PNGs relative to `out`.
+pub fn draw_all(cfg: &StudyConfig, output: &StudyOutput, out: &Path) -> Result<Vec<String>> {
+    let dir = out.join("figures");
+    let recs = &output.records;
+    let mut written: Vec<FigurePaths> = Vec::new();
+    if recs.is_empty() {
+        return Ok(Vec::new());
+    }
+    written.extend(figure_accuracy(recs, &dir)?);
+    written.extend(figure_noise(recs, &dir)?);
+    written.extend(figure_shift(recs, &dir)?);
+    written.extend(figure_confusion(recs, cfg.seeds[0], &dir)?);
+    if cfg.tokenizer_info {
+        if let Some(task) = &output.first_task {
+            let sigma = cfg
+                .perturbations
+                .first()
+                .and_then(|p| p.sigmas.first().copied())
+                .unwrap_or(1.0);
+            written.push(figure_tokenizer(
+                &task.reference,
+                sigma,
+                cfg.seeds[0],
+                &dir,
+            )?);
+        }
+    }
+    written.extend(figure_params(recs, &dir)?);
+    Ok(written
+        .iter()
+        .map(|p| {
+            p.png
+                .strip_prefix(out)
+                .unwrap_or(&p.png)
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect())
+}
+
+/// Figure 1: clean accuracy and macro F1 per method per data set, with CI whiskers.
+pub fn figure_accuracy(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths>> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    let mut scores = Vec::new();
+    for d in &datasets {
+        for m in &methods {
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
+                .collect();
+            for (metric, vals) in [
+                (
+                    "accuracy",
+                    rs.iter()
+                        .map(|r| (r.report.accuracy, r.accuracy_ci))
+                        .collect::<Vec<_>>(),
+                ),
+                (
+                    "macro_f1",
+                    rs.iter()
+                        .map(|r| (r.report.macro_f1, r.macro_f1_ci))
+                        .collect::<Vec<_>>(),
+                ),
+            ] {
+                if let Some((mean, lo, hi)) = mean_ci(&vals) {
+                    scores.push(MethodScore {
+                        dataset: d.clone(),
+                        method: pretty(m).into(),
+                        metric: metric.into(),
+                        mean,
+                        ci_low: lo,
+                        ci_high: hi,
+                    });
+                }
+            }
+        }
+    }
+    if scores.is_empty() {
+        return Ok(None);
+    }
+    accuracy_bars(&scores, &dir.join("fig1_accuracy_macro_f1")).map(Some)
+}
+
+/// Figure 2: accuracy vs noise fraction (first sigma) and vs sigma (largest fraction).
+pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    let mut written = Vec::new();
+    let noisy: Vec<&RunRecord> = recs.iter().filter(|r| !clean(r)).collect();
+    if !noisy.is_empty() {
+        let sigma0 = noisy[0].noise.sigma;
+        let frac_max = noisy.iter().map(|r| r.noise.fraction).fold(0.0, f64::max);
+        for (axis, stem) in [
+            (NoiseAxis::Fraction, "fig2_accuracy_vs_noise_fraction"),
+            (NoiseAxis::Sigma, "fig2b_accuracy_vs_sigma"),
+        ] {
+            let mut points = Vec::new();
+            for d in &datasets {
+                for m in &methods {
+                    let mut conds: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+                    for r in recs
+                        .iter()
+                        .filter(|r| &r.dataset == d && &r.method == m && !clean(r))
+                    {
+                        let keep = match axis {
+                            NoiseAxis::Fraction => r.noise.sigma == sigma0,
+                            NoiseAxis::Sigma => r.noise.fraction == frac_max,
+                        };
+                        if keep && !conds.contains(&(r.noise.fraction, r.noise.sigma)) {
+                            conds.push((r.noise.fraction, r.noise.sigma));
+                        }
+                    }
+                    for (f, s) in conds {
+                        let vals: Vec<(f64, (f64, f64))> = recs
+                            .iter()
+                            .filter(|r| {
+                                &r.dataset == d
+                                    && &r.method == m
+                                    && if f == 0.0 {
+                                        clean(r)
+                                    } else {
+                                        r.noise.fraction == f && r.noise.sigma == s
+                                    }
+                            })
+                            .map(|r| (r.report.accuracy, r.accuracy_ci))
+                            .collect();
+                        if let Some((mean, lo, hi)) = mean_ci(&vals) {
+                            let (nf, ns) = if f == 0.0 {
+                                match axis {
+                                    NoiseAxis::Fraction => (0.0, sigma0),
+                                    NoiseAxis::Sigma => (frac_max, 0.0),
+                                }
+                            } else {
+                                (f, s)
+                            };
+                            points.push(NoisePoint {
+                                dataset: d.clone(),
+                                method: pretty(m).into(),
+                                noise_fraction: nf,
+                                sigma: ns,
+                                mean,
+                                ci_low: lo,
+                                ci_high: hi,
+                            });
+                        }
+                    }
+                }
+            }
+            let distinct: Vec<f64> = unique_f64(points.iter().map(|p| match axis {
+                NoiseAxis::Fraction => p.noise_fraction,
+                NoiseAxis::Sigma => p.sigma,
+            }));
+            if distinct.len() >= 2 {
+                written.push(noise_curves(&points, axis, &dir.join(stem))?);
+            }
+        }
+    }
+
+    Ok(written)
+}
+
+/// Figure 3: predicted − true share per class and method (clean, mean over seeds).
+pub fn figure_shift(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths>> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    let mut shifts = Vec::new();
+    for d in &datasets {
+        for m in &methods {
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
+                .collect();
+            if let Some(first) = rs.first() {
+                for (k, c) in first.report.per_class.iter().enumerate() {
+                    let mean = rs
+                        .iter()
+                        .filter_map(|r| r.report.per_class.get(k))
+                        .map(|x| x.share_shift_pp)
+                        .sum::<f64>()
+                        / rs.len() as f64;
+                    shifts.push(ShiftRow {
+                        dataset: d.clone(),
+                        method: pretty(m).into(),
+                        class: c.class.clone(),
+                        shift_pp: mean,
+                    });
+                }
+            }
+        }
+    }
+    if shifts.is_empty() {
+        return Ok(None);
+    }
+    prediction_shift(&shifts, &dir.join("fig3_prediction_shift")).map(Some)
+}
+
+/// Figure 4: row-normalised confusion matrices of every method on the first data set
+/// (seed `seed0`, clean).
+pub fn figure_confusion(recs: &[RunRecord], seed0: u64, dir: &Path) -> Result<Option<FigurePaths>> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    if datasets.is_empty() {
+        return Ok(None);
+    }
+    let mats: Vec<(String, crate::eval::ConfusionMatrix)> = methods
+        .iter()
+        .filter_map(|m| {
+            recs.iter()
+                .find(|r| r.dataset == datasets[0] && &r.method == m && r.seed == seed0 && clean(r))
+                .map(|r| (pretty(m).to_string(), r.report.confusion.clone()))
+        })
+        .collect();
+    if mats.is_empty() {
+        return Ok(None);
+    }
+    confusion_heatmaps(&mats, &dir.join("fig4_confusion")).map(Some)
+}
+
+/// Figure 5: information kept by binning and rank encoding on `ds`, clean and with every
+/// cell perturbed by N(0, sigma²) noise (zeros included).
+pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Result<FigurePaths> {
+    let x = &ds.x;
+    let kind = ds.value_kind;
+    let noisy_x = GaussianNoise::new(1.0, sigma).apply(x, kind, seed)?.x;
+    let binning = BinningTokenizer::default();
+    // Rank encoding's medians are fitted on counts; log-normalized input is mapped back.
+    let rank_fit_input = match kind {
+        ValueKind::Counts => x.clone(),
+        ValueKind::LogNormalized => x.map_values(f32::exp_m1),
+    };
+    let rank = RankTokenizerParams::default().fit(&rank_fit_input)?;
+    let mut rows = Vec::new();
+    for (cond, m) in [("clean", x), ("noisy", &noisy_x)] {
+        for tok in [InfoTokenizer::Binning(&binning), InfoTokenizer::Rank(&rank)] {
+            let rep = measure(m, kind, tok, seed)?;
+            rows.push(TokenInfoRow {
+                tokenizer: tok.name().into(),
+                condition: cond.into(),
+                mi_bits: rep.mutual_information_bits,
+                spearman: rep.spearman_within_cell,
+            });
+        }
+    }
+    tokenizer_info(&rows, &dir.join("fig5_tokenizer_information"))
+}
+
+/// Figure 6: parameters vs clean accuracy of the neural models, per data set.
+pub fn figure_params(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths>> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    let mut pts = Vec::new();
+    for d in &datasets {
+        for m in &methods {
+            let rs: Vec<&RunRecord> = recs
+                .iter()
+                .filter(|r| &r.dataset == d && &r.method == m && clean(r) && r.n_params.is_some())
+                .collect();
+            let vals: Vec<(f64, (f64, f64))> = rs
+                .iter()
+                .map(|r| (r.report.accuracy, r.accuracy_ci))
+                .collect();
+            if let (Some(first), Some((mean, lo, hi))) = (rs.first(), mean_ci(&vals)) {
+                pts.push(ParamPoint {
+                    model: format!("{} ({d})", pretty(m)),
+                    n_params: first.n_params.unwrap_or(0) as f64,
+                    accuracy: mean,
+                    ci_low: lo,
+                    ci_high: hi,
+                });
+            }
+        }
+    }
+    if pts.is_empty() {
+        return Ok(None);
+    }
+    params_vs_accuracy(&pts, &dir.join("fig6_params_vs_accuracy")).map(Some)
+}
+
+fn unique_f64(it: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for x in it {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! One entry point for all six methods, so the runner treats them alike: fit on the
+//! reference once, predict several (perturbed) queries.
+
+use crate::baseline::{fit_predict, BaselineMethod};
+use crate::data::{CsrMatrix, Dataset, Labels};
+use crate::error::{Error, Result};
+use crate::eval::Prediction;
+use crate::models::{train_and_predict, ModelKind, TrainConfig};
+use crate::study::config::NoiseCondition;
+
+/// Model settings of a profile, and the text of each method's settings (for cache keys).
+#[derive(Debug, Clone)]
+pub struct MethodContext {
+    train: Option<TrainConfig>,
+    model_sections: toml::Value,
+}
+
+impl MethodContext {
+    /// Read the model/training sections of a profile (absent sections are fine when the
+    /// profile runs only baselines).
+    pub fn from_profile(text: &str) -> Result<Self> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| Error::Parse {
+            path: "<profile>".into(),
+            problem: e.to_string(),
+        })?;
+        let train = if value.get("train").is_some() {
+            Some(TrainConfig::from_toml_str(
+                text,
+                std::path::Path::new("<profile>"),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            train,
+            model_sections: value,
+        })
+    }
+
+    /// The settings that determine `method`'s result, as text for the cache key.
+    pub fn hash_input(&self, method: &str) -> String {
+        match model_kind(method) {
+            Some(_) => format!(
+                "{}|{}",
+                self.model_sections
+                    .get("train")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                self.model_sections
+                    .get("models")
+                    .and_then(|m| m.get(method))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            ),
+            None => format!("baseline-defaults-{method}"),
+        }
+    }
+}
+
+fn model_kind(method: &str) -> Option<ModelKind> {
+    match method {
+        "scgpt" => Some(ModelKind::ScGpt),
+        "geneformer" => Some(ModelKind::Geneformer),
+        "scmamba2" => Some(ModelKind::ScMamba2),
+        _ => None,
+    }
+}
+
+/// Predictions for each query, and the model size for neural methods.
+#[derive(Debug, Clone)]
+pub struct MethodOutcome {
+    pub predictions: Vec<Prediction>,
+    pub n_params: Option<usize>,
+}
+
+/// Fit `method` on the reference and predict every query.
+///
+/// Seurat's anchors depend on the query, so it runs once per query. The other methods
+/// predict each cell independently of the rest of the query, so the queries are stacked
+/// and fitted/predicted once (same predictions, one fit).
+pub fn run_method(
+    ctx: &MethodContext,
+    method: &str,
+    reference: &Dataset,
+    labels: &Labels,
+    queries: &[Dataset],
+    seed: u64,
+    progress: bool,
+) -> Result<MethodOutcome> {
+    let baseline = match method {
+        "seurat" => Some(BaselineMethod::Seurat),
+        "logistic" => Some(BaselineMethod::Logistic),
+        "knn" => Some(BaselineMethod::Knn),
+        _ => None,
+    };
+    if let Some(BaselineMethod::Seurat) = baseline {
+        let predictions = queries
+            .iter()
+            .map(|q| fit_predict(BaselineMethod::Seurat, reference, labels, q, seed))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(MethodOutcome {
+            predictions,
+            n_params: None,
+        });
+    }
+    let stacked = stack_cells(queries)?;
+    let (pred, n_params) = if let Some(b) = baseline {
+        (fit_predict(b, reference, labels, &stacked, seed)?, None)
+    } else {
+        let kind = model_kind(method)
+            .ok_or_else(|| Error::param("method", format!("unknown method '{method}'")))?;
+        let cfg = ctx.train.as_ref().ok_or_else(|| {
+            Error::param(
+                "train",
+                format!("the profile has no [train] section, needed by {method}"),
+            )
+        })?;
+        let outcome = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
+        (outcome.prediction, Some(outcome.n_params))
+    };
+    Ok(MethodOutcome {
+        predictions: unstack(&pred, queries),
+        n_params,
+    })
+}
+
+fn stack_cells(parts: &[Dataset]) -> Result<Dataset> {
+    let first = parts
+        .first()
+        .ok_or_else(|| Error::param("queries", "no query given"))?;
+    if parts.len() == 1 {
+        return Ok(first.clone());
+    }
+    let mats: Vec<&CsrMatrix> = parts.iter().map(|d| &d.x).collect();
+    let mut out = first.clone();
+    out.x = CsrMatrix::vstack(&mats)?;
+    out.cell_ids = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(k, d)| d.cell_ids.iter().map(move |c| format!("{c}#{k}")))
+        .collect();
+    out.obs.clear();
+    out.obsm.clear();
+    Ok(out)
+}
+
+fn unstack(pred: &Prediction, parts: &[Dataset]) -> Vec<Prediction> {
+    let mut start = 0;
+    parts
+        .iter()
+        .map(|d| {
+            let end = start + d.n_obs();
+            let p = Prediction {
+                classes: pred.classes.clone(),
+                predicted: pred.predicted[start..end].to_vec(),
+                scores: pred.scores[start..end].to_vec(),
+            };
+            start = end;
+            p
+        })
+        .collect()
+}
+
+/// Apply one noise condition to a data set with the given seed.
+pub fn perturb(ds: &Dataset, cond: &NoiseCondition, seed: u64) -> Result<Dataset> {
+    use crate::perturb::{GaussianNoise, NoiseTarget, ZeroHandling};
+    let noise = GaussianNoise {
+        zeros: if cond.perturb_zeros {
+            ZeroHandling::Perturb
+        } else {
+            ZeroHandling::Keep
+        },
+        // The runner chooses the side; this call perturbs the data set it is given.
+        target: NoiseTarget::Both,
+        ..GaussianNoise::new(cond.fraction, cond.sigma)
+    };
+    Ok(noise.apply_dataset(ds, seed)?.0)
+}

@@ -1,0 +1,130 @@
+//! The study runner end to end through the CLI on the `smoke` profile: outputs exist and
+//! are complete, and a study killed mid-run resumes to the same results as an
+//! uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_scrobust")
+}
+
+fn smoke_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml")
+}
+
+fn run_study(out: &Path) {
+    let status = Command::new(bin())
+        .args(["study", "--no-progress", "--config"])
+        .arg(smoke_config())
+        .arg("--out")
+        .arg(out)
+        // The smoke profile uses simulated data only; keep the shared tasks out of it.
+        .env("SCROBUST_SHARED_DATA", "/nonexistent")
+        .status()
+        .expect("run scrobust");
+    assert!(status.success(), "study failed: {status}");
+}
+
+/// results.csv without the wall-time column, which legitimately differs between runs.
+fn results_without_time(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let t = header
+        .iter()
+        .position(|h| *h == "seconds")
+        .expect("seconds column");
+    let mut rows: Vec<String> = lines
+        .map(|l| {
+            l.split(',')
+                .enumerate()
+                .filter(|(i, _)| *i != t)
+                .map(|(_, f)| f)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A killed study resumes from its cache and ends with exactly the results of an
+/// uninterrupted run; the finished study has its report, CSV and all six figures.
+#[test]
+fn smoke_study_outputs_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    run_study(&full);
+
+    // Outputs of the uninterrupted run.
+    let report = std::fs::read_to_string(full.join("REPORT.md")).expect("REPORT.md");
+    for needle in [
+        "Seurat beats Geneformer",
+        "CD14",
+        "20% noisy cells",
+        "config hash",
+        "## Figures",
+    ] {
+        assert!(report.contains(needle), "REPORT.md lacks '{needle}'");
+    }
+    let rows = results_without_time(&full);
+    // 6 methods × 2 seeds × (clean + 1 noise condition) on one data set.
+    assert_eq!(rows.len(), 6 * 2 * 2, "{rows:?}");
+    for stem in [
+        "fig1_accuracy_macro_f1",
+        "fig2_accuracy_vs_noise_fraction",
+        "fig3_prediction_shift",
+        "fig4_confusion",
+        "fig5_tokenizer_information",
+        "fig6_params_vs_accuracy",
+    ] {
+        for ext in ["png", "svg"] {
+            let p = full.join("figures").join(format!("{stem}.{ext}"));
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 1000, "{} missing or tiny", p.display());
+        }
+    }
+
+    // Interrupted run: kill it once the first grid cell is on disk.
+    let part = tmp.path().join("part");
+    let mut child = Command::new(bin())
+        .args(["study", "--no-progress", "--config"])
+        .arg(smoke_config())
+        .arg("--out")
+        .arg(&part)
+        .env("SCROBUST_SHARED_DATA", "/nonexistent")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scrobust");
+    let started = Instant::now();
+    let runs = part.join("runs");
+    loop {
+        let n = std::fs::read_dir(&runs)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if n > 0 || started.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(
+        !part.join("REPORT.md").exists(),
+        "the study finished before it could be interrupted"
+    );
+    let n_done = std::fs::read_dir(&runs).unwrap().count();
+    assert!(
+        n_done < rows.len(),
+        "nothing left to resume ({n_done} cells done)"
+    );
+
+    run_study(&part);
+    assert_eq!(results_without_time(&part), rows);
+}

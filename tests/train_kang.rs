@@ -1,0 +1,71 @@
+//! End to end on real data: the three foundation-model-like classifiers trained on Kang
+//! PBMC control cells (reference) and predicting IFN-β stimulated cells (query), with the
+//! `smoke` profile so the test stays short. Accuracy at the `quick` profile is reported by
+//! `scrobust train` (see the models report); here each model must run, predict every query
+//! cell, stay deterministic, and beat the majority-class rate.
+
+use scrobust::data::h5ad::{read_h5ad, ReadOptions};
+use scrobust::data::split::{read_cell_list, split_by_cell_ids};
+use scrobust::data::Dataset;
+use scrobust::models::{train_and_predict, ModelKind, TrainConfig};
+use std::path::{Path, PathBuf};
+
+fn shared_data_dir() -> PathBuf {
+    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    assert!(
+        dir.is_dir(),
+        "shared data folder {} not found: set SCROBUST_SHARED_DATA to the folder holding muscat_kang_pbmc.h5ad",
+        dir.display()
+    );
+    dir
+}
+
+fn kang() -> (Dataset, Dataset) {
+    let dir = shared_data_dir();
+    let ds = read_h5ad(&dir.join("muscat_kang_pbmc.h5ad"), &ReadOptions::default()).unwrap();
+    let refs = read_cell_list(&dir.join("splits/kang/ref_cells.txt")).unwrap();
+    let query = read_cell_list(&dir.join("splits/kang/query_cells.txt")).unwrap();
+    let (r, q) = split_by_cell_ids(&ds, &refs, &query).unwrap();
+    (ds.select_cells(&r), ds.select_cells(&q))
+}
+
+/// Every model trains on kang ctrl with the smoke profile, predicts all stim cells with
+/// valid classes and scores, repeats itself exactly, and beats the majority-class rate.
+#[test]
+fn every_model_trains_on_kang() {
+    let (reference, query) = kang();
+    let labels = reference.labels("label").unwrap();
+    let truth = query.labels("label").unwrap();
+    let mut cfg =
+        TrainConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml"))
+            .unwrap();
+    // Enough steps for the tiny smoke models to leave the majority class, still seconds.
+    cfg.train.finetune_steps = 150;
+    cfg.train.lr = 1e-3;
+    let majority = *truth.counts().iter().max().unwrap() as f64 / truth.len() as f64;
+    for kind in ModelKind::ALL {
+        let out = train_and_predict(kind, &cfg, &reference, &labels, &query, 0, false).unwrap();
+        let pred = &out.prediction;
+        assert_eq!(pred.predicted.len(), query.n_obs());
+        assert!(pred.predicted.iter().all(|&c| c < labels.classes.len()));
+        assert!(pred.scores.iter().all(|s| (0.0..=1.0).contains(s)));
+        assert_eq!(out.pretrain_steps, cfg.train.pretrain_steps);
+        assert_eq!(out.finetune_steps, cfg.train.finetune_steps);
+        assert!(out.n_params > 0);
+        let correct = (0..query.n_obs())
+            .filter(|&i| truth.name(i) == Some(pred.label(i)))
+            .count() as f64
+            / query.n_obs() as f64;
+        assert!(
+            correct > majority,
+            "{kind:?}: accuracy {correct:.3} ≤ majority rate {majority:.3}"
+        );
+        let again = train_and_predict(kind, &cfg, &reference, &labels, &query, 0, false).unwrap();
+        assert_eq!(
+            again.prediction, out.prediction,
+            "{kind:?} not deterministic"
+        );
+    }
+}
