@@ -4,7 +4,7 @@
 //!
 //! Solver: exact, via the p × p covariance (scanpy's `svd_solver="covariance_eigh"`):
 //! `C = (X − μ)ᵀ(X − μ)/(n − 1)` accumulated in `f64` by row blocks with parallel gemm,
-//! then [`super::eigen`] (dense `eigh` for p ≤ 600, seeded block Krylov otherwise).
+//! then [`super::eigen`] (dense `eigh` for small p, seeded block Krylov otherwise).
 //! Signs follow sklearn's `svd_flip(u_based_decision=False)`: each component's
 //! largest-magnitude loading is positive, so results are reproducible.
 
@@ -39,8 +39,8 @@ impl Pca {
         self.n_components = n;
         self
     }
-    /// Seed of the Krylov start block (used only when there are more than 600 genes;
-    /// the result does not depend on it beyond the 1e-9 convergence tolerance),
+    /// Seed of the Krylov start block (used only for the Krylov solver;
+    /// the result does not depend on it beyond the convergence tolerance),
     /// defaults to 0.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
