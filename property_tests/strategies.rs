@@ -4,7 +4,6 @@ use ndarray::Array2;
 use proptest::prelude::*;
 use scrobust::data::CsrMatrix;
 
-
 /// Class names `c0..c{k-1}` for `k` in `2..=max_classes`.
 pub fn class_names(max_classes: usize) -> impl Strategy<Value = Vec<String>> {
     (2..=max_classes).prop_map(|k| (0..k).map(|i| format!("c{i}")).collect())
@@ -86,7 +85,6 @@ pub fn cell_float_strat(max_genes: usize) -> impl Strategy<Value = Vec<f32>> {
     let value = prop_oneof![Just(0.0f32), (1u32..5).prop_map(|v| v as f32), 1e-3f32..1e4];
     prop::collection::vec(value, 1..max_genes)
 }
-
 
 /// Sparse cells × genes matrices with 1..=`max_rows` rows and 1..=`max_cols` columns,
 /// about three quarters zeros, finite non-negative values (integers half of the time,
