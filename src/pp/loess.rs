@@ -60,7 +60,7 @@ impl Loess {
                 format!("must be in (0, 1], got {}", self.span),
             ));
         }
-        if !(self.cell > 0.0) {
+        if self.cell.is_nan() || self.cell <= 0.0 {
             return Err(Error::param(
                 "cell",
                 format!("must be > 0, got {}", self.cell),

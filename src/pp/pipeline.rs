@@ -68,7 +68,7 @@ impl PcaPipeline {
     /// Fit every stage on the reference `x` (cells × genes) whose values are `kind`.
     /// `SeuratV3` HVG needs counts.
     pub fn fit(&self, x: &CsrMatrix, kind: ValueKind) -> Result<FittedPcaPipeline> {
-        if !(self.target_sum > 0.0) {
+        if self.target_sum.is_nan() || self.target_sum <= 0.0 {
             return Err(Error::param(
                 "target_sum",
                 format!("must be positive, got {}", self.target_sum),

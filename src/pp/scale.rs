@@ -77,7 +77,7 @@ impl Scaler {
             ));
         }
         if let Some(m) = self.max_value {
-            if !(m > 0.0) {
+            if m.is_nan() || m <= 0.0 {
                 return Err(Error::param(
                     "max_value",
                     format!("must be positive, got {m}"),
