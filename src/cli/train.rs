@@ -137,6 +137,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "finetune_steps": outcome.finetune_steps,
                 "val_accuracy": outcome.val_accuracy,
                 "best_step": outcome.best_step,
+                "final_pretrain_loss": outcome.final_pretrain_loss,
+                "final_finetune_loss": outcome.final_finetune_loss,
                 "lr": cfg.train.lr,
                 "seed": cfg.train.seed,
                 "config": args.config.display().to_string(),
