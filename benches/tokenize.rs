@@ -5,7 +5,9 @@
 mod sim;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use scrobust::tokenize::{tokenize_binned, tokenize_rank, BinningTokenizer, RankTokenizerParams, SequenceSelection};
+use scrobust::tokenize::{
+    tokenize_binned, tokenize_rank, BinningTokenizer, RankTokenizerParams, SequenceSelection,
+};
 
 fn bench_tokenizers(c: &mut Criterion) {
     let cells = 2000;
@@ -15,7 +17,9 @@ fn bench_tokenizers(c: &mut Criterion) {
     group.throughput(Throughput::Elements(cells as u64));
     let binning = BinningTokenizer::default();
     let all = SequenceSelection::all();
-    group.bench_function("binning_51", |b| b.iter(|| tokenize_binned(&x, &ids, &binning, &all, 0)));
+    group.bench_function("binning_51", |b| {
+        b.iter(|| tokenize_binned(&x, &ids, &binning, &all, 0))
+    });
     let fitted = RankTokenizerParams::v1().fit(&x).expect("fit medians");
     group.bench_function("rank_v1", |b| b.iter(|| tokenize_rank(&x, &ids, &fitted)));
     group.finish();

@@ -10,7 +10,9 @@ mod sim;
 
 use rayon::prelude::*;
 use scrobust::data::CsrMatrix;
-use scrobust::tokenize::{tokenize_binned, tokenize_rank, BinningTokenizer, RankTokenizerParams, SequenceSelection};
+use scrobust::tokenize::{
+    tokenize_binned, tokenize_rank, BinningTokenizer, RankTokenizerParams, SequenceSelection,
+};
 use std::time::Instant;
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -38,7 +40,9 @@ fn memory_pass(x: &CsrMatrix) -> f64 {
         .into_par_iter()
         .map(|r| {
             let (idx, val) = x.row(r);
-            val.iter().map(|&v| v as f64).sum::<f64>() + idx.iter().map(|&i| i as f64).sum::<f64>() + x.indptr()[r] as f64
+            val.iter().map(|&v| v as f64).sum::<f64>()
+                + idx.iter().map(|&i| i as f64).sum::<f64>()
+                + x.indptr()[r] as f64
         })
         .sum()
 }
@@ -56,9 +60,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids: Vec<u32> = (0..genes as u32).map(|g| g + 4).collect();
     let binning = BinningTokenizer::default();
     let all = SequenceSelection::all();
-    let t_bin = best(repeats, || tokenize_binned(&x, &ids, &binning, &all, 0).map(|c| c.len()));
+    let t_bin = best(repeats, || {
+        tokenize_binned(&x, &ids, &binning, &all, 0).map(|c| c.len())
+    });
     let fitted = RankTokenizerParams::v1().fit(&x)?;
-    let t_rank = best(repeats, || tokenize_rank(&x, &ids, &fitted).map(|c| c.len()));
+    let t_rank = best(repeats, || {
+        tokenize_rank(&x, &ids, &fitted).map(|c| c.len())
+    });
     let t_mem = best(repeats, || memory_pass(&x));
     println!(
         "{{\"cells\": {cells}, \"genes\": {genes}, \"nnz\": {}, \"threads\": {}, \"binning_s\": {t_bin:.6}, \"rank_s\": {t_rank:.6}, \"memory_pass_s\": {t_mem:.6}, \"binning_cells_per_s\": {:.1}, \"rank_cells_per_s\": {:.1}, \"memory_pass_cells_per_s\": {:.1}}}",

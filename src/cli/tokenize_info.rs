@@ -224,6 +224,18 @@ pub fn summary(v: &Value) -> String {
     s
 }
 
+/// Run `scrobust tokenize-info`: read the file, measure, print the summary to stderr and,
+/// with `--json`, the JSON object to stdout.
+pub fn run(args: &TokenizeInfoArgs) -> Result<()> {
+    let ds = crate::data::h5ad::read_h5ad(&args.data, &crate::data::h5ad::ReadOptions::default())?;
+    let v = run_on_dataset(&ds, args)?;
+    eprintln!("{}", summary(&v));
+    if args.json {
+        println!("{v}");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,16 +312,4 @@ mod tests {
         let e = run_on_dataset(&ds, &cli.args).unwrap_err();
         assert!(e.to_string().contains("test"), "{e}");
     }
-}
-
-/// Run `scrobust tokenize-info`: read the file, measure, print the summary to stderr and,
-/// with `--json`, the JSON object to stdout.
-pub fn run(args: &TokenizeInfoArgs) -> Result<()> {
-    let ds = crate::data::h5ad::read_h5ad(&args.data, &crate::data::h5ad::ReadOptions::default())?;
-    let v = run_on_dataset(&ds, args)?;
-    eprintln!("{}", summary(&v));
-    if args.json {
-        println!("{v}");
-    }
-    Ok(())
 }
