@@ -42,6 +42,8 @@ pub fn simulate_counts(n_cells: usize, n_genes: usize, seed: u64) -> CsrMatrix {
 }
 
 /// Write `x` in the exchange format.
+// Used by the throughput example, not by the criterion bench that shares this file.
+#[allow(dead_code)]
 pub fn write_csr(x: &CsrMatrix, path: &std::path::Path) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     out.write_all(b"SCRBCSR1")?;
