@@ -30,6 +30,20 @@ pub enum ClassBalance {
     Loss,
 }
 
+/// Which non-zero genes a binned model (scGPT-like, SC-MAMBA2-like) sees when a cell has
+/// more than `max_seq_len − 1` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneSelection {
+    /// The highest-valued genes (default). At a short sequence this keeps the strongly
+    /// expressed genes, markers included, as Geneformer's rank truncation does; a random
+    /// subset of 128 of a cell's several hundred non-zero genes often drops them.
+    #[default]
+    Top,
+    /// scGPT's uniform random subset (its tutorials use 3001 tokens, i.e. nearly all genes).
+    Random,
+}
+
 /// Optimisation and data settings, the `[train]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +74,9 @@ pub struct TrainParams {
     pub grad_clip: f64,
     /// Tokens per cell including `<cls>`.
     pub max_seq_len: usize,
+    /// Gene selection of binned models when a cell has more genes than fit.
+    #[serde(default)]
+    pub gene_selection: GeneSelection,
     /// Expression bins for binned models (scGPT: 51).
     pub n_bins: usize,
     /// Fraction of real tokens masked in pretraining.

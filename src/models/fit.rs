@@ -90,6 +90,7 @@ pub fn fit(
             mask_ratio: p.mask_ratio,
             has_cls: true,
             token_masking,
+            value_scale: p.n_bins.saturating_sub(1).max(1) as f32,
             seed,
             device,
         };
@@ -300,7 +301,7 @@ mod tests {
                 hidden.dims(),
                 &[8, crate::models::toy::SEQ, encoder.d_model()]
             );
-            let mlm = crate::models::pretrain::masked_loss(&head, &hidden, &masked).unwrap();
+            let mlm = crate::models::pretrain::masked_loss(&head, &hidden, &masked, 1.0).unwrap();
             let classifier = Classifier { encoder, head: cls };
             let logits = classifier.logits(&input, true).unwrap();
             assert_eq!(logits.dims(), &[8, 2]);

@@ -7,6 +7,7 @@
 //! Query cells are used only for the final prediction: never for pretraining, the rank
 //! tokenizer's gene medians, or model selection.
 
+use super::config::GeneSelection;
 use super::fit::{fit, FitData, FitOptions};
 use super::{default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, Labels};
@@ -244,8 +245,11 @@ impl Tokenizer {
         let max_len = cfg.train.max_seq_len;
         if kind.uses_bins() {
             let spec = CollateSpec::scgpt(max_len);
-            let selection =
-                SequenceSelection::limit(spec.max_genes(), SelectionMode::RandomSubsample);
+            let mode = match cfg.train.gene_selection {
+                GeneSelection::Top => SelectionMode::TopByValue,
+                GeneSelection::Random => SelectionMode::RandomSubsample,
+            };
+            let selection = SequenceSelection::limit(spec.max_genes(), mode);
             Ok(Self {
                 kind: Tokenization::Binned(
                     BinningTokenizer::new(cfg.train.n_bins, TieMode::Random)?,
