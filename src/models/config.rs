@@ -219,6 +219,27 @@ mod tests {
         TrainConfig::load(&path).unwrap()
     }
 
+    /// `gene_selection` defaults to top-by-value when a profile omits it (smoke.toml does),
+    /// and the quick profile asks for it explicitly.
+    #[test]
+    fn gene_selection_defaults_to_top() {
+        assert_eq!(
+            repo_config("smoke.toml").train.gene_selection,
+            GeneSelection::Top
+        );
+        assert_eq!(
+            repo_config("quick.toml").train.gene_selection,
+            GeneSelection::Top
+        );
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.toml"),
+        )
+        .unwrap()
+        .replace("gene_selection = \"top\"", "gene_selection = \"random\"");
+        let cfg = TrainConfig::from_toml_str(&text, Path::new("quick.toml")).unwrap();
+        assert_eq!(cfg.train.gene_selection, GeneSelection::Random);
+    }
+
     /// The three shipped profiles parse, and every profile uses one learning rate.
     #[test]
     fn shipped_profiles_parse() {
