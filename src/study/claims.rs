@@ -109,13 +109,31 @@ fn summarize(claim: &str, published: f64, diffs: &[f64], detail: String) -> Clai
     }
 }
 
-/// Accuracy drop (clean − noisy, in points) of `method` at noise fraction `fraction`
-/// (first sigma found), paired by data set and seed.
+/// Accuracy drop (clean − noisy, in points) of `method` at noise fraction `fraction`,
+/// paired by data set and seed. One sigma only, so conditions are not mixed: σ = 1 (the
+/// default) when the grid has it, else the smallest sigma at that fraction.
 fn drops(records: &[RunRecord], method: &str, fraction: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    for noisy in records.iter().filter(|r| {
+    let at_fraction = |r: &&RunRecord| {
         r.method == method && (r.noise.fraction - fraction).abs() < 1e-9 && r.noise.sigma > 0.0
-    }) {
+    };
+    let sigmas: Vec<f64> = records
+        .iter()
+        .filter(at_fraction)
+        .map(|r| r.noise.sigma)
+        .collect();
+    let sigma = match sigmas.iter().copied().find(|&s| s == 1.0) {
+        Some(s) => s,
+        None => match sigmas.iter().copied().reduce(f64::min) {
+            Some(s) => s,
+            None => return Vec::new(),
+        },
+    };
+    let mut out = Vec::new();
+    for noisy in records
+        .iter()
+        .filter(at_fraction)
+        .filter(|r| r.noise.sigma == sigma)
+    {
         if let Some(clean) = records.iter().find(|r| {
             r.method == method && r.dataset == noisy.dataset && r.seed == noisy.seed && is_clean(r)
         }) {
