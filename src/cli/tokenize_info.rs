@@ -7,7 +7,7 @@
 //! is Geneformer's. The gene medians are fitted on the given data set. Noise is applied to
 //! the values as given, before any such mapping.
 
-use crate::data::{CsrMatrix, Dataset, ValueKind};
+use crate::data::{Dataset, ValueKind};
 use crate::error::{Error, Result};
 use crate::perturb::{GaussianNoise, Perturbed, ZeroHandling};
 use crate::tokenize::info::{measure, noise_info, InfoTokenizer};
@@ -99,14 +99,6 @@ impl TokenizeInfoArgs {
     }
 }
 
-/// Rank encoding's input: counts as they are, log-normalized values mapped by expm1.
-fn rank_input(x: &CsrMatrix, kind: ValueKind) -> CsrMatrix {
-    match kind {
-        ValueKind::Counts => x.clone(),
-        ValueKind::LogNormalized => x.map_values(f32::exp_m1),
-    }
-}
-
 /// Measure the data set; returns the JSON object `tokenize-info --json` prints.
 pub fn run_on_dataset(ds: &Dataset, args: &TokenizeInfoArgs) -> Result<Value> {
     ds.validate_values()?;
@@ -137,14 +129,14 @@ pub fn run_on_dataset(ds: &Dataset, args: &TokenizeInfoArgs) -> Result<Value> {
                 RankVersion::V1 => RankTokenizerParams::v1(),
                 RankVersion::V2 => RankTokenizerParams::v2(),
             };
-            let x = rank_input(&ds.x, ds.value_kind);
+            let x = crate::tokenize::rank::rank_encoding_input(&ds.x, ds.value_kind);
             let fitted = params.fit(&x)?;
             let tok = InfoTokenizer::Rank(&fitted);
             let report = measure(&x, ValueKind::Counts, tok, args.seed)?;
             let noise_json = match (&noise, &perturbed) {
                 (Some(n), Some(p)) => {
                     let p = Perturbed {
-                        x: rank_input(&p.x, ds.value_kind),
+                        x: crate::tokenize::rank::rank_encoding_input(&p.x, ds.value_kind),
                         perturbed_cells: p.perturbed_cells.clone(),
                     };
                     Some(noise_info(&x, &p, ValueKind::Counts, tok, n, args.seed)?)
@@ -254,7 +246,7 @@ mod tests {
             [6.0, 1.0, 0.0, 2.0, 9.0]
         ];
         Dataset {
-            x: CsrMatrix::from_dense(&d),
+            x: crate::data::CsrMatrix::from_dense(&d),
             cell_ids: vec!["a".into(), "b".into(), "c".into()],
             gene_names: (0..5).map(|g| format!("g{g}")).collect(),
             obs: Vec::new(),

@@ -13,6 +13,7 @@ use crate::study::claims::pretty;
 use crate::study::config::StudyConfig;
 use crate::study::runner::{RunRecord, StudyOutput};
 use crate::tokenize::info::{measure, InfoTokenizer};
+use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{BinningTokenizer, RankTokenizerParams};
 use std::path::Path;
 
@@ -272,16 +273,19 @@ pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Resu
     let kind = ds.value_kind;
     let noisy_x = GaussianNoise::new(1.0, sigma).apply(x, kind, seed)?.x;
     let binning = BinningTokenizer::default();
-    // Rank encoding's medians are fitted on counts; log-normalized input is mapped back.
-    let rank_fit_input = match kind {
-        ValueKind::Counts => x.clone(),
-        ValueKind::LogNormalized => x.map_values(f32::exp_m1),
-    };
-    let rank = RankTokenizerParams::default().fit(&rank_fit_input)?;
+    // Rank encoding runs on count-like values (as `tokenize-info` does): log-normalized
+    // input is mapped back, and its medians are fitted on the same matrix.
+    let rank_clean = rank_encoding_input(x, kind);
+    let rank_noisy = rank_encoding_input(&noisy_x, kind);
+    let rank = RankTokenizerParams::default().fit(&rank_clean)?;
     let mut rows = Vec::new();
-    for (cond, m) in [("clean", x), ("noisy", &noisy_x)] {
-        for tok in [InfoTokenizer::Binning(&binning), InfoTokenizer::Rank(&rank)] {
-            let rep = measure(m, kind, tok, seed)?;
+    for (cond, m, r) in [("clean", x, &rank_clean), ("noisy", &noisy_x, &rank_noisy)] {
+        let views = [
+            (InfoTokenizer::Binning(&binning), m, kind),
+            (InfoTokenizer::Rank(&rank), r, ValueKind::Counts),
+        ];
+        for (tok, input, input_kind) in views {
+            let rep = measure(input, input_kind, tok, seed)?;
             rows.push(TokenInfoRow {
                 tokenizer: tok.name().into(),
                 condition: cond.into(),

@@ -303,6 +303,17 @@ pub fn tokenize_rank(
         .collect())
 }
 
+/// The matrix rank encoding is computed on: counts as they are; log-normalized values
+/// (log1p of CP10k-like values) mapped back with `expm1`, which is proportional to the
+/// counts within each cell and so gives Geneformer's order. Used by every caller that
+/// fits or measures rank encoding, so they all see the same input.
+pub fn rank_encoding_input(x: &CsrMatrix, kind: crate::data::ValueKind) -> CsrMatrix {
+    match kind {
+        crate::data::ValueKind::Counts => x.clone(),
+        crate::data::ValueKind::LogNormalized => x.map_values(f32::exp_m1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
