@@ -37,6 +37,13 @@ fn mean_ci(values: &[(f64, (f64, f64))]) -> Option<(f64, f64, f64)> {
     Some((mean, lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)))
 }
 
+/// The clean-condition records of one data set and method (all seeds).
+fn clean_runs<'a>(recs: &'a [RunRecord], dataset: &str, method: &str) -> Vec<&'a RunRecord> {
+    recs.iter()
+        .filter(|r| r.dataset == dataset && r.method == method && clean(r))
+        .collect()
+}
+
 fn unique<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for s in it {
@@ -94,10 +101,7 @@ pub fn figure_accuracy(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePa
     let mut scores = Vec::new();
     for d in &datasets {
         for m in &methods {
-            let rs: Vec<&RunRecord> = recs
-                .iter()
-                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
-                .collect();
+            let rs = clean_runs(recs, d, m);
             for (metric, vals) in [
                 (
                     "accuracy",
@@ -216,10 +220,7 @@ pub fn figure_shift(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths
     let mut shifts = Vec::new();
     for d in &datasets {
         for m in &methods {
-            let rs: Vec<&RunRecord> = recs
-                .iter()
-                .filter(|r| &r.dataset == d && &r.method == m && clean(r))
-                .collect();
+            let rs = clean_runs(recs, d, m);
             if let Some(first) = rs.first() {
                 for (k, c) in first.report.per_class.iter().enumerate() {
                     let mean = rs
