@@ -52,8 +52,15 @@ pub struct StudyOutput {
     pub n_computed: usize,
 }
 
-/// The code version that enters every cache key: bump-safe across releases.
-pub const CODE_VERSION: &str = concat!("scrobust-", env!("CARGO_PKG_VERSION"), "-results-v1");
+/// The code version that enters every cache key: the package version and a fingerprint of
+/// the sources, embedded parameters and locked dependencies (see `build.rs`), so a code
+/// change never serves cached cells computed by older code.
+pub const CODE_VERSION: &str = concat!(
+    "scrobust-",
+    env!("CARGO_PKG_VERSION"),
+    "-src-",
+    env!("SCROBUST_SOURCE_HASH")
+);
 
 /// Run the study described by `cfg` (the `[study]` section) with the full profile text
 /// `profile_text` (its model/train sections enter the cache key), writing to `out`.
