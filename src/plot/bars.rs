@@ -205,8 +205,9 @@ pub fn accuracy_bars(data: &[MethodScore], out_stem: &Path) -> Result<FigurePath
     )
 }
 
-/// Two panels, bits of mutual information kept and mean within-cell Spearman ρ, with
-/// groups = tokenizers and colours = conditions (clean, noisy).
+/// Panels of bits of mutual information kept and mean within-cell Spearman ρ, with
+/// groups = tokenizers and colours = conditions (clean, noisy); a third panel, Kendall τ
+/// between clean and noisy tokens of the same cells, when any row carries it.
 pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePaths> {
     if rows.is_empty() {
         return Err(Error::param("tokenizer_info", "no rows to plot"));
@@ -215,9 +216,16 @@ pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePa
     check_finite("tokenizer_info.spearman", rows.iter().map(|r| r.spearman))?;
     let tokenizers = ordered_unique(rows.iter().map(|r| r.tokenizer.as_str()));
     let conditions = ordered_unique(rows.iter().map(|r| r.condition.as_str()));
-    let grid = |f: fn(&TokenInfoRow) -> f64| {
+    check_finite(
+        "tokenizer_info.tau_vs_clean",
+        rows.iter().filter_map(|r| r.tau_vs_clean),
+    )?;
+    let grid = |f: fn(&TokenInfoRow) -> Option<f64>| {
         let mut v = vec![vec![None; conditions.len()]; tokenizers.len()];
         for r in rows {
+            let Some(value) = f(r) else {
+                continue;
+            };
             let g = tokenizers
                 .iter()
                 .position(|x| *x == r.tokenizer)
@@ -226,21 +234,18 @@ pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePa
                 .iter()
                 .position(|x| *x == r.condition)
                 .unwrap_or(0);
-            v[g][s] = Some(Bar {
-                value: f(r),
-                ci: None,
-            });
+            v[g][s] = Some(Bar { value, ci: None });
         }
         v
     };
     let max_bits = rows.iter().map(|r| r.mi_bits).fold(0.0f64, f64::max);
     let min_rho = rows.iter().map(|r| r.spearman).fold(0.0f64, f64::min);
-    let panels = vec![
+    let mut panels = vec![
         BarPanel {
             title: "Information kept".into(),
             y_label: "Mutual information (bits)".into(),
             groups: tokenizers.clone(),
-            values: grid(|r| r.mi_bits),
+            values: grid(|r| Some(r.mi_bits)),
             y_range: 0.0..(max_bits * 1.15).max(0.1),
             value_labels: true,
         },
@@ -248,11 +253,25 @@ pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePa
             title: "Order kept within a cell".into(),
             y_label: "Mean Spearman ρ".into(),
             groups: tokenizers.clone(),
-            values: grid(|r| r.spearman),
+            values: grid(|r| Some(r.spearman)),
             y_range: (min_rho * 1.1)..1.1,
             value_labels: true,
         },
     ];
+    if rows.iter().any(|r| r.tau_vs_clean.is_some()) {
+        let min_tau = rows
+            .iter()
+            .filter_map(|r| r.tau_vs_clean)
+            .fold(0.0f64, f64::min);
+        panels.push(BarPanel {
+            title: "Token order kept under noise".into(),
+            y_label: "Kendall τ, clean vs noisy tokens".into(),
+            groups: tokenizers.clone(),
+            values: grid(|r| r.tau_vs_clean),
+            y_range: (min_tau * 1.1)..1.1,
+            value_labels: true,
+        });
+    }
     let panel_width = panel_width(tokenizers.len(), conditions.len());
     write_figure(
         &GroupedBars {
@@ -483,6 +502,7 @@ mod tests {
             condition: c.into(),
             mi_bits: mi,
             spearman: rho,
+            tau_vs_clean: (c == "noisy").then_some(rho - 0.1),
         })
         .collect();
         check_written(&tokenizer_info(&rows, &stem).unwrap(), &stem);

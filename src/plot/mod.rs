@@ -104,6 +104,10 @@ pub struct TokenInfoRow {
     pub mi_bits: f64,
     /// Mean within-cell Spearman correlation between expression and token.
     pub spearman: f64,
+    /// Noisy rows: mean Kendall τ-b between a perturbed cell's clean and noisy tokens
+    /// (how much of the token order survives the noise); `None` on clean rows.
+    #[serde(default)]
+    pub tau_vs_clean: Option<f64>,
 }
 
 /// One point of [`params_vs_accuracy`].

@@ -4,6 +4,7 @@ use crate::data::{Dataset, ValueKind};
 use crate::error::Result;
 use crate::eval::summarize_over_seeds;
 use crate::perturb::GaussianNoise;
+use crate::perturb::Perturbed;
 use crate::plot::{
     accuracy_bars, confusion_heatmaps, noise_curves, params_vs_accuracy, prediction_shift,
     tokenizer_info, FigurePaths, MethodScore, NoiseAxis, NoisePoint, ParamPoint, ShiftRow,
@@ -12,7 +13,7 @@ use crate::plot::{
 use crate::study::claims::pretty;
 use crate::study::config::StudyConfig;
 use crate::study::runner::{RunRecord, StudyOutput};
-use crate::tokenize::info::{measure, InfoTokenizer};
+use crate::tokenize::info::{measure, noise_info, InfoTokenizer};
 use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{BinningTokenizer, RankTokenizerParams};
 use std::path::Path;
@@ -268,11 +269,14 @@ pub fn figure_confusion(recs: &[RunRecord], seed0: u64, dir: &Path) -> Result<Op
 }
 
 /// Figure 5: information kept by binning and rank encoding on `ds`, clean and with every
-/// cell perturbed by N(0, sigma²) noise (zeros included).
+/// cell perturbed by N(0, sigma²) noise (zeros included), and how much of each cell's
+/// token order survives the noise (Kendall τ of clean vs noisy tokens).
 pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Result<FigurePaths> {
     let x = &ds.x;
     let kind = ds.value_kind;
-    let noisy_x = GaussianNoise::new(1.0, sigma).apply(x, kind, seed)?.x;
+    let noise = GaussianNoise::new(1.0, sigma);
+    let perturbed = noise.apply(x, kind, seed)?;
+    let noisy_x = perturbed.x.clone();
     let binning = BinningTokenizer::default();
     // Rank encoding runs on count-like values (as `tokenize-info` does): log-normalized
     // input is mapped back, and its medians are fitted on the same matrix.
@@ -287,11 +291,27 @@ pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Resu
         ];
         for (tok, input, input_kind) in views {
             let rep = measure(input, input_kind, tok, seed)?;
+            let tau_vs_clean = if cond == "noisy" {
+                // The same cells before and after noise, each through its own tokenizer's
+                // input mapping (the rank view compares rank-encoding inputs).
+                let clean_input = match tok {
+                    InfoTokenizer::Binning(_) => x,
+                    InfoTokenizer::Rank(_) => &rank_clean,
+                };
+                let after = Perturbed {
+                    x: input.clone(),
+                    perturbed_cells: perturbed.perturbed_cells.clone(),
+                };
+                Some(noise_info(clean_input, &after, input_kind, tok, &noise, seed)?.kendall_tau)
+            } else {
+                None
+            };
             rows.push(TokenInfoRow {
                 tokenizer: tok.name().into(),
                 condition: cond.into(),
                 mi_bits: rep.mutual_information_bits,
                 spearman: rep.spearman_within_cell,
+                tau_vs_clean,
             });
         }
     }
