@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// Train from scratch (no masked-modelling pretraining).
     #[arg(long)]
     pub no_pretrain: bool,
+    /// Extra unlabelled h5ad for pretraining only (repeatable), read in the reference's
+    /// genes; the reference's training cells are always part of the corpus.
+    #[arg(long = "pretrain-corpus", value_name = "FILE")]
+    pub pretrain_corpus: Vec<PathBuf>,
     /// Folder for checkpoints; an interrupted run resumes from it.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
@@ -104,10 +108,31 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             text.join(", ")
         );
     }
+    let corpus = args
+        .pretrain_corpus
+        .iter()
+        .map(|p| read_h5ad(p, &ReadOptions::default()))
+        .collect::<Result<Vec<_>>>()?;
+    let reference_genes: std::collections::HashSet<&String> = reference.gene_names.iter().collect();
+    for c in &corpus {
+        let shared = c
+            .gene_names
+            .iter()
+            .filter(|g| reference_genes.contains(g))
+            .count();
+        eprintln!(
+            "pretraining corpus {}: {} cells, {} of the reference's {} genes",
+            c.source,
+            c.n_obs(),
+            shared,
+            reference.n_vars()
+        );
+    }
     let opts = PipelineOptions {
         no_pretrain: args.no_pretrain,
         checkpoint_dir: args.checkpoint_dir.as_deref(),
         progress: true,
+        pretrain_corpus: &corpus,
     };
     let (outcome, _) = train_and_predict_many(
         args.model,
@@ -135,6 +160,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "n_params": outcome.n_params,
                 "pretrain_steps": outcome.pretrain_steps,
                 "finetune_steps": outcome.finetune_steps,
+                "n_pretrain_cells": outcome.n_pretrain_cells,
                 "val_accuracy": outcome.val_accuracy,
                 "best_step": outcome.best_step,
                 "final_pretrain_loss": outcome.final_pretrain_loss,

@@ -4,7 +4,7 @@
 //! Every function returns indices into the data set's cells in ascending order
 //! (or list order for cell-id lists), so selecting them keeps the file order.
 
-use crate::data::{Dataset, Labels};
+use crate::data::{CsrMatrix, Dataset, Labels};
 use crate::error::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -276,10 +276,57 @@ pub fn align_genes(
     ))
 }
 
+/// `ds` with its columns put in the order of `genes`: genes `ds` lacks become all-zero
+/// columns and genes outside `genes` are dropped, so column `j` is `genes[j]`. For
+/// unlabelled extra data (a pretraining corpus) that must be read in a reference's gene
+/// space. Returns the data and how many of `genes` it has; errors when it has none.
+pub fn conform_genes(ds: &Dataset, genes: &[String]) -> Result<(Dataset, usize)> {
+    let target: HashMap<&str, u32> = genes
+        .iter()
+        .enumerate()
+        .map(|(j, g)| (g.as_str(), j as u32))
+        .collect();
+    let new_col: Vec<Option<u32>> = ds
+        .gene_names
+        .iter()
+        .map(|g| target.get(g.as_str()).copied())
+        .collect();
+    let n_shared = new_col.iter().flatten().count();
+    if n_shared == 0 {
+        return Err(Error::Incompatible(format!(
+            "{} ({} genes) shares no gene name with the {} genes it must be read in (e.g. {})",
+            ds.source,
+            ds.n_vars(),
+            genes.len(),
+            genes.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    for r in 0..ds.n_obs() {
+        let (idx, val) = ds.x.row(r);
+        for (&c, &v) in idx.iter().zip(val) {
+            if let Some(j) = new_col[c as usize] {
+                indices.push(j);
+                data.push(v);
+            }
+        }
+        indptr.push(indices.len());
+    }
+    let x = CsrMatrix::from_unsorted(ds.n_obs(), genes.len(), indptr, indices, data, &ds.source)?;
+    Ok((
+        Dataset {
+            x,
+            gene_names: genes.to_vec(),
+            ..ds.clone()
+        },
+        n_shared,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Column, CsrMatrix, ValueKind};
+    use crate::data::{Column, ValueKind};
 
     fn toy(n: usize, genes: &[&str], batch: &[&str]) -> Dataset {
         let dense = ndarray::Array2::from_shape_fn((n, genes.len()), |(i, j)| (i + j + 1) as f32);
@@ -414,5 +461,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("share no gene"));
+    }
+
+    /// Conforming puts columns in the target order, zero-fills missing genes, drops extra
+    /// ones, and refuses data sharing no gene.
+    #[test]
+    fn conform_genes_reorders_fills_and_drops() {
+        let ds = toy(2, &["A", "B", "C"], &["x", "y"]);
+        let genes: Vec<String> = ["C", "Z", "A"].iter().map(|g| g.to_string()).collect();
+        let (c, n) = conform_genes(&ds, &genes).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(c.gene_names, genes);
+        let dense = c.x.to_dense();
+        let orig = ds.x.to_dense();
+        for i in 0..2 {
+            assert_eq!(dense[[i, 0]], orig[[i, 2]]);
+            assert_eq!(dense[[i, 1]], 0.0);
+            assert_eq!(dense[[i, 2]], orig[[i, 0]]);
+        }
+        let none: Vec<String> = vec!["Q".into()];
+        assert!(conform_genes(&ds, &none)
+            .unwrap_err()
+            .to_string()
+            .contains("shares no gene"));
     }
 }

@@ -32,6 +32,8 @@ pub struct TrainOutcome {
     pub pretrain_steps: usize,
     /// Fine-tuning steps run.
     pub finetune_steps: usize,
+    /// Cells in the pretraining corpus (reference training cells + extra corpus cells).
+    pub n_pretrain_cells: usize,
     /// Wall time of tokenization, training and prediction, in seconds.
     pub seconds: f64,
     /// Best validation accuracy (None without validation cells).
@@ -53,6 +55,10 @@ pub struct PipelineOptions<'a> {
     pub checkpoint_dir: Option<&'a Path>,
     /// Progress bars on stderr.
     pub progress: bool,
+    /// Extra unlabelled cells for pretraining only (read in the reference's genes;
+    /// missing genes count as unexpressed). Never query cells: a corpus loaded from a
+    /// query's own file is refused.
+    pub pretrain_corpus: &'a [Dataset],
 }
 
 /// Train `kind` on the labelled reference and predict `query` (gene-aligned with it).
@@ -112,8 +118,12 @@ pub fn train_and_predict_many(
         .iter()
         .map(|c| c.unwrap_or(0) as u32)
         .collect();
+    let corpus_cells = tokenize_corpus(&tokenizer, reference, queries, opts, &column_ids, seed)?;
     let gather = |rows: &[usize], labelled: bool| -> Result<Batch> {
-        let cells: Vec<&TokenizedCell> = rows.iter().map(|&r| &ref_cells[r]).collect();
+        let mut cells: Vec<&TokenizedCell> = rows.iter().map(|&r| &ref_cells[r]).collect();
+        if !labelled {
+            cells.extend(corpus_cells.iter());
+        }
         let labels: Vec<u32> = rows.iter().map(|&r| codes[r]).collect();
         collate(
             &cells,
@@ -165,6 +175,7 @@ pub fn train_and_predict_many(
         n_params: fitted.n_params,
         pretrain_steps: fitted.pretrain.as_ref().map_or(0, |r| r.steps_done),
         finetune_steps: fitted.finetune.steps_done,
+        n_pretrain_cells: data.pretrain.batch_size,
         seconds: started.elapsed().as_secs_f64(),
         val_accuracy: fitted.finetune.best.map(|b| b.0),
         best_step: fitted.finetune.best.map(|b| b.1),
@@ -172,6 +183,45 @@ pub fn train_and_predict_many(
         final_finetune_loss: mean_tail(&fitted.finetune.losses),
     };
     Ok((outcome, predictions))
+}
+
+/// Tokenize the extra pretraining corpus in the reference's gene space with the
+/// reference's tokenizer.
+fn tokenize_corpus(
+    tokenizer: &Tokenizer,
+    reference: &Dataset,
+    queries: &[Dataset],
+    opts: &PipelineOptions,
+    column_ids: &[u32],
+    seed: u64,
+) -> Result<Vec<TokenizedCell>> {
+    let mut cells = Vec::new();
+    for (i, ds) in opts.pretrain_corpus.iter().enumerate() {
+        if let Some(q) = queries.iter().find(|q| q.source == ds.source) {
+            return Err(Error::Incompatible(format!(
+                "pretraining corpus {} is the query's own file ({}): pretraining never sees query cells",
+                ds.source, q.source
+            )));
+        }
+        if ds.value_kind != reference.value_kind {
+            return Err(Error::Incompatible(format!(
+                "pretraining corpus {} holds {} values, the reference {} holds {}: tokenize like with like",
+                ds.source,
+                ds.value_kind.as_str(),
+                reference.source,
+                reference.value_kind.as_str()
+            )));
+        }
+        let (conformed, _) = crate::data::split::conform_genes(ds, &reference.gene_names)?;
+        // Cells expressing none of the reference's genes carry nothing to learn from.
+        let tokenized = tokenizer.tokenize(
+            &conformed,
+            column_ids,
+            super::trainer::step_seed(seed, "corpus", i),
+        )?;
+        cells.extend(tokenized.into_iter().filter(|c| !c.gene_ids.is_empty()));
+    }
+    Ok(cells)
 }
 
 fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Result<()> {
@@ -272,5 +322,93 @@ impl Tokenizer {
             Tokenization::Binned(tok, sel) => tokenize_binned(&ds.x, column_ids, tok, sel, seed),
             Tokenization::Rank(fitted) => tokenize_rank(&ds.x, column_ids, fitted),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::simulate::{simulate, Profile, SimulateOptions};
+    use crate::models::toy::smoke_config;
+
+    fn tiny() -> (Dataset, Dataset, Labels) {
+        let mut opts = SimulateOptions::new(Profile::PancreasLike);
+        opts.n_cells = Some(120);
+        opts.n_genes = 60;
+        opts.seed = 3;
+        let ds = simulate(&opts).unwrap();
+        let reference = ds.select_cells(&(0..80).collect::<Vec<_>>());
+        let query = ds.select_cells(&(80..120).collect::<Vec<_>>());
+        let labels = reference.labels("cell_type").unwrap();
+        (reference, query, labels)
+    }
+
+    /// Extra corpus cells (genes in another order, some missing) join pretraining only;
+    /// the run predicts every query cell.
+    #[test]
+    fn pretrain_corpus_joins_pretraining() {
+        let (reference, query, labels) = tiny();
+        let mut corpus = reference.clone();
+        corpus.source = "corpus.h5ad".into();
+        let cols: Vec<usize> = (10..60).rev().collect();
+        let corpus = corpus.select_genes(&cols);
+        let mut cfg = smoke_config();
+        cfg.train.pretrain_steps = 3;
+        cfg.train.finetune_steps = 3;
+        let run = |extra: &[Dataset]| {
+            let opts = PipelineOptions {
+                pretrain_corpus: extra,
+                ..Default::default()
+            };
+            train_and_predict_many(
+                ModelKind::ScGpt,
+                &cfg,
+                &reference,
+                &labels,
+                std::slice::from_ref(&query),
+                0,
+                &opts,
+            )
+            .unwrap()
+            .0
+        };
+        let without = run(&[]);
+        let with = run(std::slice::from_ref(&corpus));
+        assert_eq!(
+            with.n_pretrain_cells,
+            without.n_pretrain_cells + corpus.n_obs()
+        );
+        assert_eq!(with.prediction.predicted.len(), query.n_obs());
+    }
+
+    /// A corpus read from the query's own file, or of another value kind, is refused.
+    #[test]
+    fn pretrain_corpus_refuses_query_and_other_value_kinds() {
+        let (reference, mut query, labels) = tiny();
+        query.source = "query.h5ad".into();
+        let cfg = smoke_config();
+        let err = |extra: Dataset| {
+            let opts = PipelineOptions {
+                pretrain_corpus: std::slice::from_ref(&extra),
+                ..Default::default()
+            };
+            train_and_predict_many(
+                ModelKind::ScGpt,
+                &cfg,
+                &reference,
+                &labels,
+                std::slice::from_ref(&query),
+                0,
+                &opts,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        assert!(err(query.clone()).contains("never sees query cells"));
+        let mut logged = reference.clone();
+        logged.source = "other.h5ad".into();
+        logged.value_kind = crate::data::ValueKind::LogNormalized;
+        assert!(err(logged).contains("like with like"));
     }
 }
