@@ -35,6 +35,10 @@ python="$venv/bin/python"
 # One thread count for both: candle's matmuls and ops use rayon (RAYON_NUM_THREADS),
 # PyTorch OpenMP/MKL (and set_num_threads, from --threads).
 export RAYON_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+# OpenMP's default busy-waiting collapses PyTorch on a loaded machine (SC-MAMBA2-like: 8 s
+# per step instead of 0.5 s at load ~9 on 2 cores); passive waiting is the fair setting
+# when other processes share the cores. Override with OMP_WAIT_POLICY=ACTIVE on an idle one.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 cd "$root"
 cargo build --quiet --profile "$profile" --example train_throughput
@@ -53,7 +57,7 @@ for ((r = 0; r < repeats; r++)); do
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$python" - "$out/results.jsonl" "$config" "$load_start" "$load_end" <<'PY'
+"$python" - "$out/results.jsonl" "$config" "$load_start" "$load_end" "$OMP_WAIT_POLICY" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 best = {}
@@ -66,7 +70,8 @@ for r in rows:  # best of the repeats; peak RSS is the largest seen
 c0 = next(r for r in rows if r["framework"] == "candle")
 t0 = next(r for r in rows if r["framework"] == "torch")
 print(f"{sys.argv[2]}: batch {c0['batch']} x {c0['seq_len']} tokens, {c0['steps']} timed steps; "
-      f"threads candle {c0['threads']}, torch {t0['threads']} (torch {t0['torch']}); "
+      f"threads candle {c0['threads']}, torch {t0['threads']} (torch {t0['torch']}, "
+      f"OMP_WAIT_POLICY={sys.argv[5]}); "
       f"load average {sys.argv[3]} -> {sys.argv[4]}")
 print(f"{'model':<11} {'params':>8} {'candle cells/s':>15} {'torch cells/s':>14} {'ratio':>7} "
       f"{'goal':>5} {'candle tok/s':>13} {'torch tok/s':>12} {'candle RSS':>11} {'torch RSS':>10}")
