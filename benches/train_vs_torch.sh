@@ -81,6 +81,14 @@ for model in ("scgpt", "geneformer", "scmamba2"):
     print(f"{model:<11} {c['n_params']:>8} {c['cells_per_s']:>15.1f} {t['cells_per_s']:>14.1f} "
           f"{ratio:>6.2f}x {'ok' if ratio >= 1.0 else 'miss':>5} {c['tokens_per_s']:>13.0f} "
           f"{t['tokens_per_s']:>12.0f} {c['peak_rss_mib']:>7.0f} MiB {t['peak_rss_mib']:>6.0f} MiB")
+print("ms per step (forward + loss / backward / clip + AdamW):")
+for model in ("scgpt", "geneformer", "scmamba2"):
+    parts = []
+    for fw in ("candle", "torch"):
+        r = best[(model, fw)]
+        parts.append(f"{fw} " + " / ".join(f"{r.get(k, float('nan')) * 1e3:.0f}"
+                                           for k in ("forward_s", "backward_s", "optim_s")))
+    print(f"  {model:<11} " + ";  ".join(parts))
 print("ratio = candle / torch cells per second (forward + backward + clip + AdamW); "
       "RSS = peak resident set (VmHWM) of each model's process")
 PY

@@ -91,11 +91,15 @@ fn run(
     let batch = synthetic_batch(kind, cfg, genes, classes);
     let labels = batch.labels.clone().unwrap_or_default();
     let total = warmup + steps;
+    // Seconds spent in forward + loss, backward, and clip + AdamW over the timed steps.
+    let mut phases = [0f64; 3];
     let mut t0 = Instant::now();
     for step in 0..total {
         if step == warmup {
             t0 = Instant::now();
+            phases = [0.0; 3];
         }
+        let t_fwd = Instant::now();
         // As FinetuneTask::loss + run_stage: the host → tensor copy is part of every step.
         model.encoder.reseed_dropout(step as u64);
         let input = ModelInput::from_batch(&batch, &device)?;
@@ -105,8 +109,13 @@ fn run(
         if !value.is_finite() {
             return Err(format!("{}: loss {value} at step {step}", kind.as_str()).into());
         }
+        let t_bwd = Instant::now();
         let grads = loss.backward()?;
+        let t_opt = Instant::now();
         opt.step(&grads, learning_rate(p, step, total), p.grad_clip)?;
+        phases[0] += (t_bwd - t_fwd).as_secs_f64();
+        phases[1] += (t_opt - t_bwd).as_secs_f64();
+        phases[2] += t_opt.elapsed().as_secs_f64();
     }
     let secs = t0.elapsed().as_secs_f64();
     let cells = (steps * p.batch_size) as f64;
@@ -116,6 +125,9 @@ fn run(
         "cells_per_s": cells / secs,
         "tokens_per_s": cells * p.max_seq_len as f64 / secs,
         "step_s": secs / steps as f64,
+        "forward_s": phases[0] / steps as f64,
+        "backward_s": phases[1] / steps as f64,
+        "optim_s": phases[2] / steps as f64,
         "n_params": store.n_params()?,
         "threads": candle_core::utils::get_num_threads(),
         "batch": p.batch_size,

@@ -305,19 +305,27 @@ def main():
     model.train()
     total = args.warmup + args.steps
     params = list(model.parameters())
+    phases = [0.0, 0.0, 0.0]  # forward + loss, backward, clip + AdamW (timed steps)
     start = time.perf_counter()
     for step in range(total):
         if step == args.warmup:
             start = time.perf_counter()
+            phases = [0.0, 0.0, 0.0]
+        t_fwd = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = learning_rate(t, step, total)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(ids, values, mask), labels)
         if not math.isfinite(loss.item()):
             sys.exit(f"{args.model}: loss {loss.item()} at step {step}")
+        t_bwd = time.perf_counter()
         loss.backward()
+        t_opt = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(params, t["grad_clip"])
         opt.step()
+        phases[0] += t_bwd - t_fwd
+        phases[1] += t_opt - t_bwd
+        phases[2] += time.perf_counter() - t_opt
     secs = time.perf_counter() - start
     cells = args.steps * bsz
     print(json.dumps({
@@ -327,6 +335,9 @@ def main():
         "cells_per_s": cells / secs,
         "tokens_per_s": cells * length / secs,
         "step_s": secs / args.steps,
+        "forward_s": phases[0] / args.steps,
+        "backward_s": phases[1] / args.steps,
+        "optim_s": phases[2] / args.steps,
         "n_params": n_params,
         "threads": torch.get_num_threads(),
         "batch": bsz,
