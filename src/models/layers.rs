@@ -8,7 +8,7 @@
 //! backward pass, so gradients stop silently. Everything here is built from tensor ops
 //! that candle differentiates; `tests` checks that every parameter receives a gradient.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -53,24 +53,13 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let inv_std = (var + self.eps)?.sqrt()?.recip()?;
-        xc.broadcast_mul(&inv_std)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        super::fused::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 
-/// Softmax over the last dimension from differentiable ops (max subtracted for stability;
-/// the max is detached because softmax does not depend on it).
-pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let s = e.sum_keepdim(D::Minus1)?;
-    e.broadcast_div(&s)
-}
+/// Softmax over the last dimension with a backward pass (fused kernel on CPU, see
+/// [`super::fused`]).
+pub use super::fused::softmax_last;
 
 /// A shared, reseedable RNG for dropout masks. The trainer reseeds it from (seed, step)
 /// before each step, so a resumed run draws the same masks as an uninterrupted one.

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod finetune;
 pub mod fit;
+mod fused;
 pub mod geneformer;
 pub mod heads;
 pub mod layers;
@@ -136,6 +137,25 @@ pub fn default_device() -> Device {
     #[cfg(not(feature = "cuda"))]
     {
         Device::Cpu
+    }
+}
+
+/// Element-wise CPU ops run on the calling thread unless `CANDLE_NUM_THREADS` says
+/// otherwise; call once at program start, before any tensor op (the `scrobust` binary
+/// and the throughput example do).
+///
+/// Why: candle 0.11.1 parallelises element-wise ops over a pool whose threads are pinned
+/// to cores and whose caller busy-waits for them. The models' tensors are small (a few
+/// hundred thousand elements), so the hand-off costs more than it saves, and on a busy
+/// machine the caller spins for whole time slices: measured on the 2-core development
+/// machine (load ~6, `examples/train_throughput.rs`, quick profile), 1 thread trained
+/// 2.6–3.6× faster (scGPT-like 308–321 vs 97–118 cells/s, Geneformer-like 398–403 vs
+/// 110–184, SC-MAMBA2-like 73–79 vs 38–39). Matrix products keep their own threading
+/// (`RAYON_NUM_THREADS`), as do the rayon kernels in this crate.
+pub fn default_cpu_threading() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // Single-threaded at this point (program start), so setting the variable is sound.
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 

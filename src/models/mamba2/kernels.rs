@@ -12,7 +12,7 @@ use rayon::prelude::*;
 pub(super) const RMS_EPS: f64 = 1e-5;
 
 /// The contiguous f32 slice behind a storage/layout pair.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
@@ -21,7 +21,7 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 }
 
 /// Plain f32 contents of a tensor (copied if it is strided).
-fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
