@@ -140,6 +140,8 @@ fn run(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // What the `scrobust` binary does, so the benchmark measures the shipped setting.
+    scrobust::models::default_cpu_threading();
     let args: Vec<String> = std::env::args().collect();
     let cfg = TrainConfig::load(std::path::Path::new(&arg(
         &args,

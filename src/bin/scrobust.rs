@@ -32,6 +32,7 @@ enum Command {
 }
 
 fn main() {
+    scrobust::models::default_cpu_threading();
     let args = Cli::parse();
     let result = match args.command {
         Command::Inspect(a) => cli::inspect::run(&a),
