@@ -20,6 +20,7 @@
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
 use super::neighbors::{knn_exact, l2_normalize_rows, Neighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
+use super::timing::{StageSeconds, Stopwatch};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
@@ -74,6 +75,7 @@ pub struct SeuratReference {
     top_features: Vec<usize>,
     filter_data: Option<Array2<f32>>,
     warnings: Vec<String>,
+    fit_stages: StageSeconds,
 }
 
 /// The outcome of a transfer.
@@ -87,6 +89,8 @@ pub struct TransferResult {
     pub n_anchors: usize,
     /// Notes on reduced `k`s, skipped filtering, unlabelled reference cells.
     pub warnings: Vec<String>,
+    /// Wall-clock seconds of each stage, fit stages first.
+    pub stage_seconds: StageSeconds,
 }
 
 /// Kept reference rows, class names, class index per kept row, warnings.
@@ -173,13 +177,16 @@ impl SeuratParams {
     /// Prepare `reference` (cells labelled by `labels`) for transfer.
     pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<SeuratReference> {
         self.check()?;
+        let mut sw = Stopwatch::new();
         let (rows, classes, codes, warnings) = labelled_reference(reference, labels)?;
         let reference = if rows.len() == reference.n_obs() {
             reference.clone()
         } else {
             reference.select_cells(&rows)
         };
+        sw.lap("labelled cells");
         let pca = self.pca.fit(&reference)?;
+        sw.extend(pca.fit_stages());
         let anchor_space = if self.l2_norm {
             l2_normalize_rows(pca.embeddings())
         } else {
@@ -187,6 +194,7 @@ impl SeuratParams {
         };
         let k_within = (self.k_anchor.max(self.k_score) + 1).min(reference.n_obs());
         let within = knn_exact(anchor_space.view(), anchor_space.view(), k_within)?;
+        sw.lap("reference neighbours");
         let mut first_seen = vec![usize::MAX; classes.len()];
         for (i, &c) in codes.iter().enumerate() {
             first_seen[c] = first_seen[c].min(i);
@@ -202,6 +210,7 @@ impl SeuratParams {
             }
             None => (vec![], None),
         };
+        sw.lap("filter features");
         Ok(SeuratReference {
             params: self.clone(),
             pca,
@@ -213,6 +222,7 @@ impl SeuratParams {
             top_features,
             filter_data,
             warnings,
+            fit_stages: sw.finish(),
         })
     }
 }
@@ -239,7 +249,10 @@ impl SeuratReference {
                 format!("the query needs at least 2 cells, got {n_query}"),
             ));
         }
+        let mut sw = Stopwatch::new();
+        sw.extend(&self.fit_stages);
         let projected = self.pca.project(query)?;
+        sw.lap("project");
         let query_space = if p.l2_norm {
             l2_normalize_rows(projected.view())
         } else {
@@ -255,6 +268,7 @@ impl SeuratReference {
         let self_query = knn_exact(query_space.view(), query_space.view(), k + 1)?;
         let ref_to_query = knn_exact(query_space.view(), self.anchor_space.view(), k)?;
         let query_to_ref = knn_exact(self.anchor_space.view(), query_space.view(), k)?;
+        sw.lap("anchor neighbours");
         let mut pairs = find_anchor_pairs(&ref_to_query, &query_to_ref, p.k_anchor);
         if let (Some(k_filter), Some(ref_data)) = (p.k_filter, &self.filter_data) {
             let query_data = self
@@ -270,6 +284,7 @@ impl SeuratReference {
                 ));
             }
             pairs = kept;
+            sw.lap("filter anchors");
         }
         if pairs.is_empty() {
             return Err(Error::Incompatible(format!(
@@ -286,8 +301,10 @@ impl SeuratReference {
             p.k_score,
             n_ref,
         );
+        sw.lap("anchor pairs + scores");
         let scores = self.weighted_votes(&pairs, &anchor_scores, &projected, &mut warnings)?;
         let (predicted, max_scores) = self.argmax(&scores);
+        sw.lap("weights + votes");
         Ok(TransferResult {
             prediction: Prediction {
                 classes: self.classes.clone(),
@@ -297,6 +314,7 @@ impl SeuratReference {
             scores,
             n_anchors: pairs.len(),
             warnings,
+            stage_seconds: sw.finish(),
         })
     }
 

@@ -9,8 +9,11 @@ pub mod label_transfer;
 pub mod logistic;
 pub mod neighbors;
 pub mod reference_pca;
+pub mod scaled_csr;
+pub mod svd;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod timing;
 pub mod vst;
 
 use crate::data::{Dataset, Labels};

@@ -202,6 +202,12 @@ pub fn run(args: TransferArgs) -> Result<()> {
             let out = p.fit(&reference, &ref_labels)?.transfer(&query)?;
             extra.insert("n_anchors".into(), out.n_anchors.into());
             extra.insert("warnings".into(), out.warnings.clone().into());
+            let stages: serde_json::Map<String, serde_json::Value> = out
+                .stage_seconds
+                .iter()
+                .map(|(k, v)| (k.to_string(), (*v).into()))
+                .collect();
+            extra.insert("stage_seconds".into(), stages.into());
             for w in &out.warnings {
                 eprintln!("note: {w}");
             }
