@@ -12,13 +12,13 @@
 //! weight matrix, only the first `k_weight` anchors met while walking those cells nearest
 //! first get a weight (a cell anchored to five reference cells uses five of them).
 //!
-//! Differences from R, all deliberate: neighbours are exact ([`super::neighbors`]) where
-//! Seurat uses Annoy; when a query cell's weights sum to zero (R: NaN) the anchors of its
+//! Differences from R, all deliberate: neighbours are exact ([`super::neighbors`]) by
+//! default where Seurat uses Annoy (an Annoy-like forest is an option, [`super::annoy`]); when a query cell's weights sum to zero (R: NaN) the anchors of its
 //! nearest anchor cell vote equally; when every anchor has the same raw score (R: NaN)
 //! all scores are 1; `k` values larger than the data are reduced with a warning (R errors).
 
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
-use super::neighbors::{knn_exact, l2_normalize_rows, Neighbors};
+use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, Neighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
 use super::timing::{StageSeconds, Stopwatch};
 use crate::data::{Dataset, Labels};
@@ -45,6 +45,9 @@ pub struct SeuratParams {
     pub k_weight: usize,
     /// Bandwidth of the weight kernel, defaults to 1.
     pub sd_weight: f64,
+    /// Neighbour search for anchors, scores and weights; defaults to exact (Seurat uses
+    /// Annoy with 50 trees, [`NeighborMethod::Annoy`]). Anchor filtering stays exact.
+    pub neighbors: NeighborMethod,
 }
 
 impl Default for SeuratParams {
@@ -58,6 +61,7 @@ impl Default for SeuratParams {
             max_features: 200,
             k_weight: 50,
             sd_weight: 1.0,
+            neighbors: NeighborMethod::Exact,
         }
     }
 }
@@ -193,7 +197,12 @@ impl SeuratParams {
             pca.embeddings().to_owned()
         };
         let k_within = (self.k_anchor.max(self.k_score) + 1).min(reference.n_obs());
-        let within = knn_exact(anchor_space.view(), anchor_space.view(), k_within)?;
+        let within = knn(
+            &self.neighbors,
+            anchor_space.view(),
+            anchor_space.view(),
+            k_within,
+        )?;
         sw.lap("reference neighbours");
         let mut first_seen = vec![usize::MAX; classes.len()];
         for (i, &c) in codes.iter().enumerate() {
@@ -265,9 +274,19 @@ impl SeuratReference {
                 "neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"
             ));
         }
-        let self_query = knn_exact(query_space.view(), query_space.view(), k + 1)?;
-        let ref_to_query = knn_exact(query_space.view(), self.anchor_space.view(), k)?;
-        let query_to_ref = knn_exact(self.anchor_space.view(), query_space.view(), k)?;
+        let self_query = knn(&p.neighbors, query_space.view(), query_space.view(), k + 1)?;
+        let ref_to_query = knn(
+            &p.neighbors,
+            query_space.view(),
+            self.anchor_space.view(),
+            k,
+        )?;
+        let query_to_ref = knn(
+            &p.neighbors,
+            self.anchor_space.view(),
+            query_space.view(),
+            k,
+        )?;
         sw.lap("anchor neighbours");
         let mut pairs = find_anchor_pairs(&ref_to_query, &query_to_ref, p.k_anchor);
         if let (Some(k_filter), Some(ref_data)) = (p.k_filter, &self.filter_data) {
@@ -347,7 +366,7 @@ impl SeuratReference {
             ));
         }
         let anchor_emb = projected.select(Axis(0), &anchor_cells);
-        let nn = knn_exact(anchor_emb.view(), projected.view(), k_weight)?;
+        let nn = knn(&p.neighbors, anchor_emb.view(), projected.view(), k_weight)?;
         let kernel = (2.0 / p.sd_weight).powi(2);
         let mut out = Array2::<f32>::zeros((projected.nrows(), self.classes.len()));
         for (c, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {

@@ -4,6 +4,7 @@
 //! ([`reference_pca`]), exact neighbour search ([`neighbors`]) and anchors ([`anchors`]).
 
 pub mod anchors;
+pub mod annoy;
 pub mod knn;
 pub mod label_transfer;
 pub mod logistic;

@@ -8,6 +8,7 @@
 //! with rayon. The selected neighbours' distances are then recomputed directly in f64 so
 //! that near-zero distances (a cell and itself) are exact.
 
+use super::annoy::{knn_annoy, AnnoyParams};
 use crate::error::{Error, Result};
 use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
@@ -26,6 +27,15 @@ pub struct Neighbors {
 }
 
 impl Neighbors {
+    /// Neighbours from flat row-major `indices` and `distances` (`k` per query point).
+    pub(crate) fn from_parts(k: usize, indices: Vec<usize>, distances: Vec<f32>) -> Self {
+        Self {
+            k,
+            indices,
+            distances,
+        }
+    }
+
     /// Neighbours per query point.
     pub fn k(&self) -> usize {
         self.k
@@ -44,6 +54,29 @@ impl Neighbors {
     /// Euclidean distances of query point `i`'s neighbours, ascending.
     pub fn distances(&self, i: usize) -> &[f32] {
         &self.distances[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// How neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NeighborMethod {
+    /// Exact brute force ([`knn_exact`]), the default.
+    #[default]
+    Exact,
+    /// Annoy-like random-projection forest ([`super::annoy`]), for large data.
+    Annoy(AnnoyParams),
+}
+
+/// The `k` nearest neighbours in `data` of each row of `query` by `method`.
+pub fn knn(
+    method: &NeighborMethod,
+    data: ArrayView2<f32>,
+    query: ArrayView2<f32>,
+    k: usize,
+) -> Result<Neighbors> {
+    match method {
+        NeighborMethod::Exact => knn_exact(data, query, k),
+        NeighborMethod::Annoy(params) => knn_annoy(data, query, k, params),
     }
 }
 
