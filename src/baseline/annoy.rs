@@ -18,7 +18,7 @@
 
 use super::neighbors::Neighbors;
 use crate::error::{Error, Result};
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::ArrayView2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,34 +56,56 @@ enum Node {
     Leaf(Vec<u32>),
 }
 
-/// A built forest over the rows of a data matrix.
-pub struct AnnoyIndex<'a> {
-    data: ArrayView2<'a, f32>,
+/// A built forest over the rows of a data matrix (held as one contiguous row-major copy,
+/// so that distances and margins run over slices).
+pub struct AnnoyIndex {
+    data: Rows,
     nodes: Vec<Node>,
     roots: Vec<usize>,
 }
 
-fn dot(a: &[f32], b: ArrayView1<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| x * y).sum()
+/// Row-major points.
+struct Rows {
+    values: Vec<f32>,
+    dim: usize,
 }
 
-fn sq_dist(a: &[f32], b: ArrayView1<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum()
+impl Rows {
+    fn new(x: ArrayView2<f32>) -> Self {
+        Self {
+            values: x.iter().copied().collect(),
+            dim: x.ncols(),
+        }
+    }
+    fn len(&self) -> usize {
+        self.values.len().checked_div(self.dim).unwrap_or(0)
+    }
+    fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// Euclidean distance accumulated in f64.
-fn distance(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
+fn distance(a: &[f32], b: &[f32]) -> f32 {
     let s: f64 = a
         .iter()
-        .zip(b.iter())
+        .zip(b)
         .map(|(&x, &y)| ((x - y) as f64).powi(2))
         .sum();
     s.sqrt() as f32
 }
 
-impl<'a> AnnoyIndex<'a> {
+impl AnnoyIndex {
     /// Build the forest over the rows of `data`.
-    pub fn build(data: ArrayView2<'a, f32>, params: &AnnoyParams) -> Result<Self> {
+    pub fn build(data: ArrayView2<f32>, params: &AnnoyParams) -> Result<Self> {
         if params.n_trees == 0 {
             return Err(Error::param("n_trees", "must be at least 1"));
         }
@@ -92,12 +114,13 @@ impl<'a> AnnoyIndex<'a> {
         }
         let leaf_size = data.ncols() + 2;
         let all: Vec<u32> = (0..data.nrows() as u32).collect();
+        let data = Rows::new(data);
         let trees: Vec<Vec<Node>> = (0..params.n_trees)
             .into_par_iter()
             .map(|t| {
                 let mut rng = ChaCha8Rng::seed_from_u64(params.seed.wrapping_add(t as u64));
                 let mut nodes = Vec::new();
-                build_node(data, all.clone(), leaf_size, &mut rng, &mut nodes);
+                build_node(&data, all.clone(), leaf_size, &mut rng, &mut nodes);
                 nodes
             })
             .collect();
@@ -128,7 +151,7 @@ impl<'a> AnnoyIndex<'a> {
     /// not yet stored in it.
     fn search(
         &self,
-        q: ArrayView1<f32>,
+        q: &[f32],
         k: usize,
         search_k: usize,
         seen: &mut [usize],
@@ -167,10 +190,20 @@ impl<'a> AnnoyIndex<'a> {
                 }
             }
         }
+        // Rank candidates by f32 squared distance, keep a margin of extra ones, then
+        // order the final set by the f64 distance.
         let mut out: Vec<(f32, usize)> = found
             .into_iter()
-            .map(|i| (distance(q, self.data.row(i)), i))
+            .map(|i| (sq_dist(q, self.data.row(i)), i))
             .collect();
+        let keep = (2 * k).min(out.len());
+        if keep < out.len() {
+            out.select_nth_unstable_by(keep, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            out.truncate(keep);
+        }
+        for item in out.iter_mut() {
+            item.0 = distance(q, self.data.row(item.1));
+        }
         out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out.truncate(k);
         out
@@ -183,7 +216,7 @@ impl<'a> AnnoyIndex<'a> {
         k: usize,
         params: &AnnoyParams,
     ) -> Result<Neighbors> {
-        let (n_data, dim) = self.data.dim();
+        let (n_data, dim) = (self.data.len(), self.data.dim);
         if query.ncols() != dim {
             return Err(Error::Incompatible(format!(
                 "neighbour search: data has {dim} dimensions but query has {}",
@@ -197,7 +230,8 @@ impl<'a> AnnoyIndex<'a> {
             ));
         }
         let search_k = params.search_k.unwrap_or(params.n_trees * k);
-        let rows: Vec<Vec<(f32, usize)>> = (0..query.nrows())
+        let query = Rows::new(query);
+        let rows: Vec<Vec<(f32, usize)>> = (0..query.len())
             .into_par_iter()
             .map_init(
                 || vec![usize::MAX; n_data],
@@ -232,7 +266,7 @@ impl Ord for Priority {
 /// Build the subtree over `items`; pushes its nodes (children first) and returns the
 /// index of its root.
 fn build_node(
-    data: ArrayView2<f32>,
+    data: &Rows,
     items: Vec<u32>,
     leaf_size: usize,
     rng: &mut ChaCha8Rng,
@@ -265,7 +299,7 @@ fn build_node(
         for &o in &order[..items.len() / 2] {
             sides[o] = true;
         }
-        (vec![0.0; data.ncols()], 0.0, sides)
+        (vec![0.0; data.dim], 0.0, sides)
     });
     let (mut left, mut right) = (Vec::new(), Vec::new());
     for (&i, &s) in items.iter().zip(&sides) {
@@ -289,7 +323,7 @@ fn build_node(
 /// Annoy's `two_means` for Euclidean distance: two centroids grown from two random
 /// points over 200 random points, and the hyperplane half-way between them (unit normal
 /// `p − q`, offset `−normal · (p + q) / 2`).
-fn two_means(data: ArrayView2<f32>, items: &[u32], rng: &mut ChaCha8Rng) -> (Vec<f32>, f32) {
+fn two_means(data: &Rows, items: &[u32], rng: &mut ChaCha8Rng) -> (Vec<f32>, f32) {
     let n = items.len();
     let i = rng.gen_range(0..n);
     let mut j = rng.gen_range(0..n - 1);
@@ -302,12 +336,12 @@ fn two_means(data: ArrayView2<f32>, items: &[u32], rng: &mut ChaCha8Rng) -> (Vec
         let di = ic * sq_dist(&p, x);
         let dj = jc * sq_dist(&q, x);
         if di < dj {
-            for (a, &b) in p.iter_mut().zip(x.iter()) {
+            for (a, &b) in p.iter_mut().zip(x) {
                 *a = (*a * ic + b) / (ic + 1.0);
             }
             ic += 1.0;
         } else if dj < di {
-            for (a, &b) in q.iter_mut().zip(x.iter()) {
+            for (a, &b) in q.iter_mut().zip(x) {
                 *a = (*a * jc + b) / (jc + 1.0);
             }
             jc += 1.0;
@@ -380,7 +414,10 @@ mod tests {
         for i in 0..200 {
             assert!(approx.distances(i).windows(2).all(|w| w[0] <= w[1]));
             let j = approx.indices(i)[0];
-            let d = distance(query.row(i), data.row(j));
+            let d = distance(
+                query.row(i).as_slice().unwrap_or(&[]),
+                data.row(j).as_slice().unwrap_or(&[]),
+            );
             assert_eq!(approx.distances(i)[0], d);
         }
     }
