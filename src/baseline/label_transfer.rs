@@ -3,7 +3,7 @@
 //!
 //! Fit ([`SeuratParams::fit`]) does everything that depends on the reference alone:
 //! LogNormalize, vst features, scaling, PCA ([`super::reference_pca`]), the L2-normalised
-//! reference embedding and its within-reference neighbours. [`SeuratReference::transfer`]
+//! reference embedding. [`SeuratReference::transfer`]
 //! projects the query, finds anchors ([`super::anchors`]), and weights each query cell's
 //! `k_weight` nearest anchor query cells in the *un-normalised* projected PCA:
 //! `dist = 1 − d_i / d_k` (`d_k`: the `k_weight`-th anchor cell),
@@ -18,7 +18,7 @@
 //! all scores are 1; `k` values larger than the data are reduced with a warning (R errors).
 
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
-use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, Neighbors};
+use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, PartialNeighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
 use super::timing::{StageSeconds, Stopwatch};
 use crate::data::{Dataset, Labels};
@@ -72,7 +72,6 @@ pub struct SeuratReference {
     params: SeuratParams,
     pca: ReferencePca,
     anchor_space: Array2<f32>,
-    within: Neighbors,
     labels: Vec<usize>,
     classes: Vec<String>,
     first_seen: Vec<usize>,
@@ -196,14 +195,6 @@ impl SeuratParams {
         } else {
             pca.embeddings().to_owned()
         };
-        let k_within = (self.k_anchor.max(self.k_score) + 1).min(reference.n_obs());
-        let within = knn(
-            &self.neighbors,
-            anchor_space.view(),
-            anchor_space.view(),
-            k_within,
-        )?;
-        sw.lap("reference neighbours");
         let mut first_seen = vec![usize::MAX; classes.len()];
         for (i, &c) in codes.iter().enumerate() {
             first_seen[c] = first_seen[c].min(i);
@@ -224,7 +215,6 @@ impl SeuratParams {
             params: self.clone(),
             pca,
             anchor_space,
-            within,
             labels: codes,
             classes,
             first_seen,
@@ -274,7 +264,6 @@ impl SeuratReference {
                 "neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"
             ));
         }
-        let self_query = knn(&p.neighbors, query_space.view(), query_space.view(), k + 1)?;
         let ref_to_query = knn(
             &p.neighbors,
             query_space.view(),
@@ -311,9 +300,26 @@ impl SeuratReference {
                 query.source
             )));
         }
+        // Within-data neighbourhoods are needed for anchor cells only (ScoreAnchors).
+        let cells = |side: fn(&(usize, usize)) -> usize| {
+            let mut c: Vec<usize> = pairs.iter().map(side).collect();
+            c.sort_unstable();
+            c.dedup();
+            c
+        };
+        let k_within = (p.k_anchor.max(p.k_score) + 1).min(n_ref);
+        let within = PartialNeighbors::search(
+            &p.neighbors,
+            self.anchor_space.view(),
+            &cells(|a| a.0),
+            k_within,
+        )?;
+        let self_query =
+            PartialNeighbors::search(&p.neighbors, query_space.view(), &cells(|a| a.1), k + 1)?;
+        sw.lap("within neighbours");
         let anchor_scores = score_anchors(
             &pairs,
-            &self.within,
+            &within,
             &self_query,
             &ref_to_query,
             &query_to_ref,

@@ -57,6 +57,52 @@ impl Neighbors {
     }
 }
 
+/// Neighbours of some points of a set only (those that need them), looked up by point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialNeighbors {
+    nn: Neighbors,
+    row_of: Vec<usize>,
+}
+
+impl PartialNeighbors {
+    /// The `k` nearest neighbours within `space` (rows are points) of the points `which`.
+    pub fn search(
+        method: &NeighborMethod,
+        space: ArrayView2<f32>,
+        which: &[usize],
+        k: usize,
+    ) -> Result<Self> {
+        let mut row_of = vec![usize::MAX; space.nrows()];
+        for (r, &i) in which.iter().enumerate() {
+            row_of[i] = r;
+        }
+        let points = space.select(ndarray::Axis(0), which);
+        Ok(Self {
+            nn: knn(method, space, points.view(), k)?,
+            row_of,
+        })
+    }
+
+    /// Every point's neighbours (point `i` in row `i`).
+    pub fn full(nn: Neighbors) -> Self {
+        let row_of = (0..nn.n_query()).collect();
+        Self { nn, row_of }
+    }
+
+    /// Neighbours per point.
+    pub fn k(&self) -> usize {
+        self.nn.k()
+    }
+
+    /// Neighbours of point `i`, nearest first; empty when `i` was not searched.
+    pub fn indices(&self, i: usize) -> &[usize] {
+        match self.row_of.get(i) {
+            Some(&r) if r != usize::MAX => self.nn.indices(r),
+            _ => &[],
+        }
+    }
+}
+
 /// How neighbours are found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NeighborMethod {
@@ -283,6 +329,25 @@ mod tests {
         assert!(knn_exact(data.view(), data.view(), 0).is_err());
         let q = Array2::<f32>::zeros((1, 3));
         assert!(knn_exact(data.view(), q.view(), 1).is_err());
+    }
+
+    /// Searching only some points gives those points the same neighbours as a full
+    /// search, and no neighbours for the others.
+    #[test]
+    fn partial_search_matches_full() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let data = Array2::from_shape_fn((80, 5), |_| rng.gen_range(-1.0f32..1.0));
+        let full = knn_exact(data.view(), data.view(), 4).unwrap();
+        let part =
+            PartialNeighbors::search(&NeighborMethod::Exact, data.view(), &[3, 40, 7], 4).unwrap();
+        for i in [3, 40, 7] {
+            assert_eq!(part.indices(i), full.indices(i));
+        }
+        assert!(part.indices(5).is_empty() && part.indices(500).is_empty());
+        assert_eq!(
+            PartialNeighbors::full(full.clone()).indices(9),
+            full.indices(9)
+        );
     }
 
     /// L2 normalisation gives unit rows and leaves zero rows at zero.
