@@ -117,7 +117,9 @@ fn upper_cholesky_inverse(g: &Array2<f64>) -> Option<Array2<f64>> {
         for k in 0..j {
             d -= r[[k, j]] * r[[k, j]];
         }
-        if !(d > 1e-12 * g[[j, j]]) || g[[j, j]] <= 0.0 {
+        // Also rejects NaN (a comparison with NaN is false).
+        let positive = d > 1e-12 * g[[j, j]] && g[[j, j]] > 0.0;
+        if !positive {
             return None;
         }
         let rjj = d.sqrt();
