@@ -6,7 +6,8 @@
 //! bounded sorted top-k per row (one comparison rejects almost every candidate) beat tree
 //! indices (kd/ball trees degrade to near brute force at 30 dimensions) and give reproducible, tie-stable results. Rows are processed in parallel
 //! with rayon. The selected neighbours' distances are then recomputed directly in f64 so
-//! that near-zero distances (a cell and itself) are exact.
+//! that near-zero distances (a cell and itself) are exact. [`NeighborMethod::Annoy`] selects
+//! the approximate forest of [`super::annoy`] instead.
 
 use super::annoy::{knn_annoy, AnnoyParams};
 use crate::error::{Error, Result};

@@ -11,8 +11,10 @@
 //! scaled with the reference means and standard deviations (clipped at 10) and multiplied
 //! by the same loadings.
 //!
-//! The truncated SVD is a seeded randomized subspace iteration (Halko, Martinsson & Tropp
-//! 2011) with oversampling and power iterations, which matches irlba's leading singular
+//! The scaled matrix is never densified ([`super::scaled_csr`]: implicit centring plus a
+//! sparse clip correction). The truncated SVD ([`super::svd`]) is a seeded randomized
+//! subspace iteration (Halko, Martinsson & Tropp 2011) with oversampling and power
+//! iterations, which matches irlba's leading singular
 //! vectors to high precision when the spectrum has the decay of expression data.
 
 use super::scaled_csr::{scale_value, ScaledCsr};
