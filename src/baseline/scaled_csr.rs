@@ -95,8 +95,9 @@ impl SparseRows {
         }
     }
 
-    /// `self · x − 1·(shiftᵀ x)` when `shift_of_cols` is given (shift per column of self),
-    /// or `self · x − shift_of_rows ⊗ (1ᵀ x)`; rows of the result in parallel.
+    /// `self · x` minus a rank-one correction: `correction` (one value per column of `x`)
+    /// is subtracted from every row, scaled by `per_row[r]` when given. Rows of the
+    /// result are computed in parallel.
     fn times(
         &self,
         x: ArrayView2<f32>,
