@@ -15,6 +15,9 @@
 # 5. times Seurat (benches/peers/seurat_transfer.R) on the same cells and prints the
 #    time ratio and the agreement of the two predictions.
 # Timings are for this machine; rerun both sides in one session to compare.
+# SCROBUST_BIN_DIR=DIR skips the build and takes scrobust and examples/bench_transfer from
+# DIR (useful when several checkouts share one CARGO_TARGET_DIR and may overwrite its
+# release binaries while the bench runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CELLS="${1:-15000}"
@@ -23,9 +26,13 @@ SHARED="${SCROBUST_SHARED_DATA:-../shared/data}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-echo "== building (release)" >&2
-cargo build --release --quiet --bin scrobust --example bench_transfer
-TARGET="${CARGO_TARGET_DIR:-target}/release"
+if [[ -n "${SCROBUST_BIN_DIR:-}" ]]; then
+  TARGET="$SCROBUST_BIN_DIR"
+else
+  echo "== building (release)" >&2
+  cargo build --release --quiet --bin scrobust --example bench_transfer
+  TARGET="${CARGO_TARGET_DIR:-target}/release"
+fi
 BIN="$TARGET/scrobust"
 PREP="$TARGET/examples/bench_transfer"
 

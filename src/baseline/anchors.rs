@@ -4,7 +4,7 @@
 //! gene space (`FilterAnchors`, with features from `TopDimFeatures`), and the
 //! shared-neighbour score (`ScoreAnchors`) rescaled between its 0.01 and 0.9 quantiles.
 
-use super::neighbors::{knn_exact, l2_normalize_rows, Neighbors};
+use super::neighbors::{knn_exact, l2_normalize_rows, Neighbors, PartialNeighbors};
 use crate::error::Result;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -29,10 +29,11 @@ pub fn find_anchor_pairs(ab: &Neighbors, ba: &Neighbors, k_anchor: usize) -> Vec
 /// by `i`'s neighbourhood (`k_score` reference neighbours incl. itself, `k_score` query
 /// neighbours) and `j`'s (`k_score` reference, `k_score` query neighbours incl. itself),
 /// rescaled so the 0.01 quantile maps to 0 and the 0.9 quantile to 1, clipped to [0, 1].
+/// `aa` and `bb` need only hold the anchor cells' own neighbourhoods.
 pub fn score_anchors(
     pairs: &[(usize, usize)],
-    aa: &Neighbors,
-    bb: &Neighbors,
+    aa: &PartialNeighbors,
+    bb: &PartialNeighbors,
     ab: &Neighbors,
     ba: &Neighbors,
     k_score: usize,
@@ -237,6 +238,7 @@ mod tests {
         let ab = knn_exact(x.view(), x.view(), 2).unwrap();
         let pairs = vec![(0, 0), (3, 3), (1, 2)];
         let ks = 2;
+        let aa = PartialNeighbors::full(aa);
         let s = score_anchors(&pairs, &aa, &aa, &ab, &ab, ks, 5);
         // twins share 2 ref + 2 query cells; (1, 2) shares fewer
         assert_eq!(s[0], 1.0);

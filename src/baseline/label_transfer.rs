@@ -3,7 +3,7 @@
 //!
 //! Fit ([`SeuratParams::fit`]) does everything that depends on the reference alone:
 //! LogNormalize, vst features, scaling, PCA ([`super::reference_pca`]), the L2-normalised
-//! reference embedding and its within-reference neighbours. [`SeuratReference::transfer`]
+//! reference embedding. [`SeuratReference::transfer`]
 //! projects the query, finds anchors ([`super::anchors`]), and weights each query cell's
 //! `k_weight` nearest anchor query cells in the *un-normalised* projected PCA:
 //! `dist = 1 − d_i / d_k` (`d_k`: the `k_weight`-th anchor cell),
@@ -12,14 +12,15 @@
 //! weight matrix, only the first `k_weight` anchors met while walking those cells nearest
 //! first get a weight (a cell anchored to five reference cells uses five of them).
 //!
-//! Differences from R, all deliberate: neighbours are exact ([`super::neighbors`]) where
-//! Seurat uses Annoy; when a query cell's weights sum to zero (R: NaN) the anchors of its
+//! Differences from R, all deliberate: neighbours are exact ([`super::neighbors`]) by
+//! default where Seurat uses Annoy (an Annoy-like forest is an option, [`super::annoy`]); when a query cell's weights sum to zero (R: NaN) the anchors of its
 //! nearest anchor cell vote equally; when every anchor has the same raw score (R: NaN)
 //! all scores are 1; `k` values larger than the data are reduced with a warning (R errors).
 
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
-use super::neighbors::{knn_exact, l2_normalize_rows, Neighbors};
+use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, PartialNeighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
+use super::timing::{StageSeconds, Stopwatch};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
@@ -44,6 +45,9 @@ pub struct SeuratParams {
     pub k_weight: usize,
     /// Bandwidth of the weight kernel, defaults to 1.
     pub sd_weight: f64,
+    /// Neighbour search for anchors, scores and weights; defaults to exact (Seurat uses
+    /// Annoy with 50 trees, [`NeighborMethod::Annoy`]). Anchor filtering stays exact.
+    pub neighbors: NeighborMethod,
 }
 
 impl Default for SeuratParams {
@@ -57,6 +61,7 @@ impl Default for SeuratParams {
             max_features: 200,
             k_weight: 50,
             sd_weight: 1.0,
+            neighbors: NeighborMethod::Exact,
         }
     }
 }
@@ -67,13 +72,13 @@ pub struct SeuratReference {
     params: SeuratParams,
     pca: ReferencePca,
     anchor_space: Array2<f32>,
-    within: Neighbors,
     labels: Vec<usize>,
     classes: Vec<String>,
     first_seen: Vec<usize>,
     top_features: Vec<usize>,
     filter_data: Option<Array2<f32>>,
     warnings: Vec<String>,
+    fit_stages: StageSeconds,
 }
 
 /// The outcome of a transfer.
@@ -87,6 +92,8 @@ pub struct TransferResult {
     pub n_anchors: usize,
     /// Notes on reduced `k`s, skipped filtering, unlabelled reference cells.
     pub warnings: Vec<String>,
+    /// Wall-clock seconds of each stage, fit stages first.
+    pub stage_seconds: StageSeconds,
 }
 
 /// Kept reference rows, class names, class index per kept row, warnings.
@@ -173,20 +180,21 @@ impl SeuratParams {
     /// Prepare `reference` (cells labelled by `labels`) for transfer.
     pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<SeuratReference> {
         self.check()?;
+        let mut sw = Stopwatch::new();
         let (rows, classes, codes, warnings) = labelled_reference(reference, labels)?;
         let reference = if rows.len() == reference.n_obs() {
             reference.clone()
         } else {
             reference.select_cells(&rows)
         };
+        sw.lap("labelled cells");
         let pca = self.pca.fit(&reference)?;
+        sw.extend(pca.fit_stages());
         let anchor_space = if self.l2_norm {
             l2_normalize_rows(pca.embeddings())
         } else {
             pca.embeddings().to_owned()
         };
-        let k_within = (self.k_anchor.max(self.k_score) + 1).min(reference.n_obs());
-        let within = knn_exact(anchor_space.view(), anchor_space.view(), k_within)?;
         let mut first_seen = vec![usize::MAX; classes.len()];
         for (i, &c) in codes.iter().enumerate() {
             first_seen[c] = first_seen[c].min(i);
@@ -202,17 +210,18 @@ impl SeuratParams {
             }
             None => (vec![], None),
         };
+        sw.lap("filter features");
         Ok(SeuratReference {
             params: self.clone(),
             pca,
             anchor_space,
-            within,
             labels: codes,
             classes,
             first_seen,
             top_features,
             filter_data,
             warnings,
+            fit_stages: sw.finish(),
         })
     }
 }
@@ -239,7 +248,10 @@ impl SeuratReference {
                 format!("the query needs at least 2 cells, got {n_query}"),
             ));
         }
+        let mut sw = Stopwatch::new();
+        sw.extend(&self.fit_stages);
         let projected = self.pca.project(query)?;
+        sw.lap("project");
         let query_space = if p.l2_norm {
             l2_normalize_rows(projected.view())
         } else {
@@ -252,9 +264,19 @@ impl SeuratReference {
                 "neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"
             ));
         }
-        let self_query = knn_exact(query_space.view(), query_space.view(), k + 1)?;
-        let ref_to_query = knn_exact(query_space.view(), self.anchor_space.view(), k)?;
-        let query_to_ref = knn_exact(self.anchor_space.view(), query_space.view(), k)?;
+        let ref_to_query = knn(
+            &p.neighbors,
+            query_space.view(),
+            self.anchor_space.view(),
+            k,
+        )?;
+        let query_to_ref = knn(
+            &p.neighbors,
+            self.anchor_space.view(),
+            query_space.view(),
+            k,
+        )?;
+        sw.lap("anchor neighbours");
         let mut pairs = find_anchor_pairs(&ref_to_query, &query_to_ref, p.k_anchor);
         if let (Some(k_filter), Some(ref_data)) = (p.k_filter, &self.filter_data) {
             let query_data = self
@@ -270,6 +292,7 @@ impl SeuratReference {
                 ));
             }
             pairs = kept;
+            sw.lap("filter anchors");
         }
         if pairs.is_empty() {
             return Err(Error::Incompatible(format!(
@@ -277,17 +300,36 @@ impl SeuratReference {
                 query.source
             )));
         }
+        // Within-data neighbourhoods are needed for anchor cells only (ScoreAnchors).
+        let cells = |side: fn(&(usize, usize)) -> usize| {
+            let mut c: Vec<usize> = pairs.iter().map(side).collect();
+            c.sort_unstable();
+            c.dedup();
+            c
+        };
+        let k_within = (p.k_anchor.max(p.k_score) + 1).min(n_ref);
+        let within = PartialNeighbors::search(
+            &p.neighbors,
+            self.anchor_space.view(),
+            &cells(|a| a.0),
+            k_within,
+        )?;
+        let self_query =
+            PartialNeighbors::search(&p.neighbors, query_space.view(), &cells(|a| a.1), k + 1)?;
+        sw.lap("within neighbours");
         let anchor_scores = score_anchors(
             &pairs,
-            &self.within,
+            &within,
             &self_query,
             &ref_to_query,
             &query_to_ref,
             p.k_score,
             n_ref,
         );
+        sw.lap("anchor pairs + scores");
         let scores = self.weighted_votes(&pairs, &anchor_scores, &projected, &mut warnings)?;
         let (predicted, max_scores) = self.argmax(&scores);
+        sw.lap("weights + votes");
         Ok(TransferResult {
             prediction: Prediction {
                 classes: self.classes.clone(),
@@ -297,6 +339,7 @@ impl SeuratReference {
             scores,
             n_anchors: pairs.len(),
             warnings,
+            stage_seconds: sw.finish(),
         })
     }
 
@@ -329,7 +372,7 @@ impl SeuratReference {
             ));
         }
         let anchor_emb = projected.select(Axis(0), &anchor_cells);
-        let nn = knn_exact(anchor_emb.view(), projected.view(), k_weight)?;
+        let nn = knn(&p.neighbors, anchor_emb.view(), projected.view(), k_weight)?;
         let kernel = (2.0 / p.sd_weight).powi(2);
         let mut out = Array2::<f32>::zeros((projected.nrows(), self.classes.len()));
         for (c, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {

@@ -163,3 +163,37 @@ fn weights_stop_after_k_weight_anchors() {
     assert_eq!(out[[0, class_a]], 1.0);
     assert_eq!(out[[0, class_b]], 0.0);
 }
+
+/// With the Annoy-like forest the transfer still works and mostly agrees with exact
+/// neighbours, and the same seed gives the same predictions.
+#[test]
+fn annoy_neighbours_option() {
+    let (reference, ref_labels) = clustered_counts(60, 4, 60, 21);
+    let (query, query_labels) = clustered_counts(40, 4, 60, 22);
+    let exact = small_params()
+        .fit(&reference, &ref_labels)
+        .unwrap()
+        .transfer(&query)
+        .unwrap();
+    let annoy_params = SeuratParams {
+        neighbors: NeighborMethod::Annoy(crate::baseline::annoy::AnnoyParams {
+            n_trees: 10,
+            ..Default::default()
+        }),
+        ..small_params()
+    };
+    let run = || {
+        annoy_params
+            .fit(&reference, &ref_labels)
+            .unwrap()
+            .transfer(&query)
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.prediction, b.prediction);
+    assert!(accuracy(&a.prediction, &query_labels) > 0.9);
+    let same = (0..query.n_obs())
+        .filter(|&i| a.prediction.predicted[i] == exact.prediction.predicted[i])
+        .count();
+    assert!(same as f64 / query.n_obs() as f64 > 0.9, "{same}");
+}

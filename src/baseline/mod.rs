@@ -4,13 +4,17 @@
 //! ([`reference_pca`]), exact neighbour search ([`neighbors`]) and anchors ([`anchors`]).
 
 pub mod anchors;
+pub mod annoy;
 pub mod knn;
 pub mod label_transfer;
 pub mod logistic;
 pub mod neighbors;
 pub mod reference_pca;
+pub mod scaled_csr;
+pub mod svd;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod timing;
 pub mod vst;
 
 use crate::data::{Dataset, Labels};

@@ -2,18 +2,22 @@
 //!
 //! Seurat finds neighbours with Annoy (approximate). Here the default is exact brute force:
 //! for 30-dimensional embeddings and up to ~10⁵ cells, squared distances computed block
-//! by block with one matrix product (`|q|² + |d|² − 2 q·d`, ndarray's gemm) and a linear-time
-//! selection per row beat tree indices (kd/ball trees degrade to near brute force at 30
-//! dimensions) and give reproducible, tie-stable results. Rows are processed in parallel
+//! by block with one matrix product per tile (`|q|² + |d|² − 2 q·d`, ndarray's gemm) and a
+//! bounded sorted top-k per row (one comparison rejects almost every candidate) beat tree
+//! indices (kd/ball trees degrade to near brute force at 30 dimensions) and give reproducible, tie-stable results. Rows are processed in parallel
 //! with rayon. The selected neighbours' distances are then recomputed directly in f64 so
-//! that near-zero distances (a cell and itself) are exact.
+//! that near-zero distances (a cell and itself) are exact. [`NeighborMethod::Annoy`] selects
+//! the approximate forest of [`super::annoy`] instead.
 
+use super::annoy::{knn_annoy, AnnoyParams};
 use crate::error::{Error, Result};
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-/// Query rows per block: bounds the temporary distance matrix to `BLOCK × n_data` floats.
+/// Query rows per block (the unit of parallel work).
 const BLOCK: usize = 256;
+/// Data rows per tile: a `BLOCK × TILE` block of cross products (1 MiB) stays in cache.
+const TILE: usize = 1024;
 
 /// The `k` nearest data points of every query point, nearest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +28,15 @@ pub struct Neighbors {
 }
 
 impl Neighbors {
+    /// Neighbours from flat row-major `indices` and `distances` (`k` per query point).
+    pub(crate) fn from_parts(k: usize, indices: Vec<usize>, distances: Vec<f32>) -> Self {
+        Self {
+            k,
+            indices,
+            distances,
+        }
+    }
+
     /// Neighbours per query point.
     pub fn k(&self) -> usize {
         self.k
@@ -42,6 +55,75 @@ impl Neighbors {
     /// Euclidean distances of query point `i`'s neighbours, ascending.
     pub fn distances(&self, i: usize) -> &[f32] {
         &self.distances[i * self.k..(i + 1) * self.k]
+    }
+}
+
+/// Neighbours of some points of a set only (those that need them), looked up by point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialNeighbors {
+    nn: Neighbors,
+    row_of: Vec<usize>,
+}
+
+impl PartialNeighbors {
+    /// The `k` nearest neighbours within `space` (rows are points) of the points `which`.
+    pub fn search(
+        method: &NeighborMethod,
+        space: ArrayView2<f32>,
+        which: &[usize],
+        k: usize,
+    ) -> Result<Self> {
+        let mut row_of = vec![usize::MAX; space.nrows()];
+        for (r, &i) in which.iter().enumerate() {
+            row_of[i] = r;
+        }
+        let points = space.select(ndarray::Axis(0), which);
+        Ok(Self {
+            nn: knn(method, space, points.view(), k)?,
+            row_of,
+        })
+    }
+
+    /// Every point's neighbours (point `i` in row `i`).
+    pub fn full(nn: Neighbors) -> Self {
+        let row_of = (0..nn.n_query()).collect();
+        Self { nn, row_of }
+    }
+
+    /// Neighbours per point.
+    pub fn k(&self) -> usize {
+        self.nn.k()
+    }
+
+    /// Neighbours of point `i`, nearest first; empty when `i` was not searched.
+    pub fn indices(&self, i: usize) -> &[usize] {
+        match self.row_of.get(i) {
+            Some(&r) if r != usize::MAX => self.nn.indices(r),
+            _ => &[],
+        }
+    }
+}
+
+/// How neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NeighborMethod {
+    /// Exact brute force ([`knn_exact`]), the default.
+    #[default]
+    Exact,
+    /// Annoy-like random-projection forest ([`super::annoy`]), for large data.
+    Annoy(AnnoyParams),
+}
+
+/// The `k` nearest neighbours in `data` of each row of `query` by `method`.
+pub fn knn(
+    method: &NeighborMethod,
+    data: ArrayView2<f32>,
+    query: ArrayView2<f32>,
+    k: usize,
+) -> Result<Neighbors> {
+    match method {
+        NeighborMethod::Exact => knn_exact(data, query, k),
+        NeighborMethod::Annoy(params) => knn_annoy(data, query, k, params),
     }
 }
 
@@ -69,33 +151,31 @@ pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Res
             let start = b * BLOCK;
             let end = (start + BLOCK).min(n_query);
             let q = query.slice(s![start..end, ..]);
-            // cross[i, j] = q_i · d_j
-            let cross = q.dot(&data.t());
+            let q_sq: Vec<f32> = q.rows().into_iter().map(|r| r.dot(&r)).collect();
+            let mut top: Vec<TopK> = (start..end).map(|_| TopK::new(k)).collect();
+            // Data in tiles so that the block of cross products stays in cache.
+            for t0 in (0..n_data).step_by(TILE) {
+                let t1 = (t0 + TILE).min(n_data);
+                // cross[i, j] = q_i · d_j
+                let cross = q.dot(&data.slice(s![t0..t1, ..]).t());
+                for ((row, top), &qs) in cross.rows().into_iter().zip(&mut top).zip(&q_sq) {
+                    for (j, (&c, &d)) in row.iter().zip(&data_sq[t0..t1]).enumerate() {
+                        top.offer((qs + d - 2.0 * c).max(0.0), t0 + j);
+                    }
+                }
+            }
             let mut idx_out = Vec::with_capacity((end - start) * k);
             let mut dist_out = Vec::with_capacity((end - start) * k);
-            let mut buf: Vec<(f32, usize)> = Vec::with_capacity(n_data);
-            for (row, qi) in cross.axis_iter(Axis(0)).zip(q.rows()) {
-                let q_sq = qi.dot(&qi);
-                buf.clear();
-                buf.extend(
-                    row.iter()
-                        .zip(&data_sq)
-                        .enumerate()
-                        .map(|(j, (&c, &d))| ((q_sq + d - 2.0 * c).max(0.0), j)),
-                );
-                let cmp =
-                    |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-                if k < buf.len() {
-                    buf.select_nth_unstable_by(k - 1, cmp);
-                }
-                let top = &mut buf[..k];
+            for (top, qi) in top.into_iter().zip(q.rows()) {
                 // Exact distances for the selected points, then the final order.
-                for item in top.iter_mut() {
-                    item.0 = exact_distance(qi, data.row(item.1));
-                }
-                top.sort_by(cmp);
-                idx_out.extend(top.iter().map(|t| t.1));
-                dist_out.extend(top.iter().map(|t| t.0));
+                let mut sel: Vec<(f32, usize)> = top
+                    .idx
+                    .iter()
+                    .map(|&j| (exact_distance(qi, data.row(j)), j))
+                    .collect();
+                sel.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                idx_out.extend(sel.iter().map(|t| t.1));
+                dist_out.extend(sel.iter().map(|t| t.0));
             }
             (idx_out, dist_out)
         })
@@ -111,6 +191,41 @@ pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Res
         indices,
         distances,
     })
+}
+
+/// The `k` smallest `(key, index)` pairs offered so far, sorted ascending. Candidates are
+/// offered in increasing index order, so a key equal to the current k-th never replaces
+/// it: ties go to the smaller index, as a full sort would.
+struct TopK {
+    k: usize,
+    keys: Vec<f32>,
+    idx: Vec<usize>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            keys: Vec::with_capacity(k + 1),
+            idx: Vec::with_capacity(k + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, key: f32, j: usize) {
+        if self.keys.len() == self.k {
+            match self.keys.last() {
+                Some(last) if key.partial_cmp(last) == Some(std::cmp::Ordering::Less) => {}
+                _ => return,
+            }
+            self.keys.pop();
+            self.idx.pop();
+        }
+        // Insert after every entry with a key <= `key` (earlier indices win ties).
+        let pos = self.keys.partition_point(|&x| x <= key);
+        self.keys.insert(pos, key);
+        self.idx.insert(pos, j);
+    }
 }
 
 /// Euclidean distance accumulated in f64.
@@ -182,6 +297,19 @@ mod tests {
         }
     }
 
+    /// Across more than one data tile and with many exact ties (points on a small integer
+    /// grid), the search still matches the naive sort, ties going to the smaller index.
+    #[test]
+    fn ties_across_tiles_match_naive() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let data = Array2::from_shape_fn((TILE + 150, 2), |_| rng.gen_range(0..4) as f32);
+        let query = Array2::from_shape_fn((20, 2), |_| rng.gen_range(0..4) as f32);
+        let nn = knn_exact(data.view(), query.view(), 12).unwrap();
+        for (i, e) in naive(&data, &query, 12).iter().enumerate() {
+            assert_eq!(nn.indices(i), e.as_slice(), "query {i}");
+        }
+    }
+
     /// A point searched against its own set finds itself first at distance exactly 0.
     #[test]
     fn self_is_first_neighbour() {
@@ -202,6 +330,25 @@ mod tests {
         assert!(knn_exact(data.view(), data.view(), 0).is_err());
         let q = Array2::<f32>::zeros((1, 3));
         assert!(knn_exact(data.view(), q.view(), 1).is_err());
+    }
+
+    /// Searching only some points gives those points the same neighbours as a full
+    /// search, and no neighbours for the others.
+    #[test]
+    fn partial_search_matches_full() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let data = Array2::from_shape_fn((80, 5), |_| rng.gen_range(-1.0f32..1.0));
+        let full = knn_exact(data.view(), data.view(), 4).unwrap();
+        let part =
+            PartialNeighbors::search(&NeighborMethod::Exact, data.view(), &[3, 40, 7], 4).unwrap();
+        for i in [3, 40, 7] {
+            assert_eq!(part.indices(i), full.indices(i));
+        }
+        assert!(part.indices(5).is_empty() && part.indices(500).is_empty());
+        assert_eq!(
+            PartialNeighbors::full(full.clone()).indices(9),
+            full.indices(9)
+        );
     }
 
     /// L2 normalisation gives unit rows and leaves zero rows at zero.

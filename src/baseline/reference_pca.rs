@@ -11,17 +11,20 @@
 //! scaled with the reference means and standard deviations (clipped at 10) and multiplied
 //! by the same loadings.
 //!
-//! The truncated SVD is a seeded randomized subspace iteration (Halko, Martinsson & Tropp
-//! 2011) with oversampling and power iterations, which matches irlba's leading singular
+//! The scaled matrix is never densified ([`super::scaled_csr`]: implicit centring plus a
+//! sparse clip correction). The truncated SVD ([`super::svd`]) is a seeded randomized
+//! subspace iteration (Halko, Martinsson & Tropp 2011) with oversampling and power
+//! iterations, which matches irlba's leading singular
 //! vectors to high precision when the spectrum has the decay of expression data.
 
+use super::scaled_csr::{scale_value, ScaledCsr};
+pub use super::svd::{symmetric_eigen, truncated_svd_right};
+use super::svd::{truncated_svd_op, Operator};
+use super::timing::{StageSeconds, Stopwatch};
 use super::vst::{column_mean_var, vst_select};
 use crate::data::{CsrMatrix, Dataset, ValueKind};
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use std::collections::HashMap;
 
 /// Parameters of the reference PCA. Defaults are Seurat v5's.
@@ -72,6 +75,7 @@ pub struct ReferencePca {
     embeddings: Array2<f32>,
     scale_factor: f64,
     scale_max: f32,
+    fit_stages: StageSeconds,
 }
 
 /// Seurat's LogNormalize, `ln(1 + x / total · scale_factor)` per cell, applied only to
@@ -136,7 +140,9 @@ impl ReferencePcaParams {
                 "the reference needs at least 3 cells",
             ));
         }
+        let mut sw = Stopwatch::new();
         let lognorm = log_normalize(reference, self.scale_factor);
+        sw.lap("normalize");
         // vst runs on the stored values (Seurat's counts slot).
         let selected = vst_select(
             &reference.x,
@@ -144,24 +150,25 @@ impl ReferencePcaParams {
             self.loess_span,
             &reference.source,
         )?;
+        sw.lap("vst");
         let x_sel = lognorm.select_cols(&selected);
         let (mean, var) = column_mean_var(&x_sel);
         let sd: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
-        let mut scaled = x_sel.to_dense();
-        for (j, mut col) in scaled.axis_iter_mut(Axis(1)).enumerate() {
-            let (m, s) = (mean[j], sd[j]);
-            col.mapv_inplace(|v| scale_value(v, m, s, self.scale_max));
-        }
-        let (n, p) = scaled.dim();
+        // The scaled matrix stays sparse: implicit centring plus a sparse clip correction.
+        let scaled = ScaledCsr::new(&x_sel, &mean, &sd, self.scale_max);
+        sw.lap("scale");
+        let (n, p) = scaled.shape();
         let k = self.n_pcs.min(n - 1).min(p.saturating_sub(1).max(1));
-        let loadings = truncated_svd_right(
-            scaled.view(),
+        let loadings = truncated_svd_op(
+            &scaled,
             k,
             self.oversampling,
             self.power_iterations,
             self.seed,
         );
-        let embeddings = scaled.dot(&loadings);
+        sw.lap("pca");
+        let embeddings = scaled.apply(loadings.view());
+        sw.lap("embed");
         Ok(ReferencePca {
             features: selected
                 .iter()
@@ -173,16 +180,8 @@ impl ReferencePcaParams {
             embeddings,
             scale_factor: self.scale_factor,
             scale_max: self.scale_max,
+            fit_stages: sw.finish(),
         })
-    }
-}
-
-/// `(v − mean) / sd` clipped above at `scale_max`; constant features scale to 0.
-fn scale_value(v: f32, mean: f64, sd: f64, scale_max: f32) -> f32 {
-    if sd > 0.0 {
-        (((v as f64 - mean) / sd) as f32).min(scale_max)
-    } else {
-        0.0
     }
 }
 
@@ -198,6 +197,10 @@ impl ReferencePca {
     /// Reference cell embeddings, cells × PCs.
     pub fn embeddings(&self) -> ArrayView2<'_, f32> {
         self.embeddings.view()
+    }
+    /// Wall-clock seconds of each fitting stage (normalize, vst, scale, pca, embed).
+    pub fn fit_stages(&self) -> &[(&'static str, f64)] {
+        &self.fit_stages
     }
     /// Number of PCs.
     pub fn n_pcs(&self) -> usize {
@@ -234,122 +237,6 @@ impl ReferencePca {
         }
         Ok(out)
     }
-}
-
-/// Leading `k` right singular vectors (p × k) of `a` (n × p) by randomized subspace
-/// iteration with a seeded Gaussian start; signs fixed so each vector's largest entry is
-/// positive.
-pub fn truncated_svd_right(
-    a: ArrayView2<f32>,
-    k: usize,
-    oversampling: usize,
-    iterations: usize,
-    seed: u64,
-) -> Array2<f32> {
-    let (n, p) = a.dim();
-    let l = (k + oversampling).min(n).min(p);
-    let k = k.min(l);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let omega = Array2::<f32>::from_shape_fn((p, l), |_| StandardNormal.sample(&mut rng));
-    let mut q = orthonormalize_columns(a.dot(&omega));
-    for _ in 0..iterations {
-        let z = orthonormalize_columns(a.t().dot(&q));
-        q = orthonormalize_columns(a.dot(&z));
-    }
-    // B = Qᵀ A (l × p); eigen-decompose B Bᵀ = U Σ² Uᵀ, then V = Bᵀ U Σ⁻¹.
-    let b = q.t().dot(&a).mapv(|v| v as f64);
-    let (values, vectors) = symmetric_eigen(b.dot(&b.t()));
-    let mut v = Array2::<f32>::zeros((p, k));
-    for (c, &value) in values.iter().enumerate().take(k) {
-        let sigma = value.max(0.0).sqrt();
-        let col = b.t().dot(&vectors.column(c));
-        let norm = if sigma > 0.0 {
-            sigma
-        } else {
-            col.dot(&col).sqrt().max(1e-300)
-        };
-        let max_entry = col
-            .iter()
-            .copied()
-            .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
-        let sign = if max_entry < 0.0 { -1.0 } else { 1.0 };
-        v.column_mut(c)
-            .assign(&col.mapv(|x| (sign * x / norm) as f32));
-    }
-    v
-}
-
-/// Orthonormal basis of the columns (modified Gram–Schmidt, two passes; f64 accumulation).
-/// Columns that are linearly dependent become zero.
-fn orthonormalize_columns(m: Array2<f32>) -> Array2<f32> {
-    let mut t = m.t().mapv(|v| v as f64);
-    let l = t.nrows();
-    for _pass in 0..2 {
-        for j in 0..l {
-            for i in 0..j {
-                let r = t.row(i).dot(&t.row(j));
-                let qi = t.row(i).to_owned();
-                t.row_mut(j).scaled_add(-r, &qi);
-            }
-            let norm = t.row(j).dot(&t.row(j)).sqrt();
-            if norm > 1e-10 {
-                t.row_mut(j).mapv_inplace(|v| v / norm);
-            } else {
-                t.row_mut(j).fill(0.0);
-            }
-        }
-    }
-    t.t().mapv(|v| v as f32)
-}
-
-/// Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix, by cyclic
-/// Jacobi rotations (used on the small l × l projected problem).
-pub fn symmetric_eigen(mut a: Array2<f64>) -> (Vec<f64>, Array2<f64>) {
-    let n = a.nrows();
-    let mut v = Array2::<f64>::eye(n);
-    let total: f64 = a.iter().map(|x| x * x).sum::<f64>().max(1e-300);
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[[i, j]].powi(2))
-            .sum();
-        if off <= 1e-26 * total {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[[p, q]];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[[q, q]] - a[[p, p]]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[[k, p]], a[[k, q]]);
-                    a[[k, p]] = c * akp - s * akq;
-                    a[[k, q]] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[[p, k]], a[[q, k]]);
-                    a[[p, k]] = c * apk - s * aqk;
-                    a[[q, k]] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
-                    v[[k, p]] = c * vkp - s * vkq;
-                    v[[k, q]] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| a[[j, j]].total_cmp(&a[[i, i]]));
-    let values = order.iter().map(|&i| a[[i, i]]).collect();
-    let vectors = v.select(Axis(1), &order);
-    (values, vectors)
 }
 
 #[cfg(test)]

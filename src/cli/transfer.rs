@@ -7,6 +7,8 @@
 //! `n_anchors` (Seurat) and warnings. The prediction CSV and the annotated query h5ad
 //! (`--out-h5ad`) are written atomically.
 
+use crate::baseline::annoy::AnnoyParams;
+use crate::baseline::neighbors::NeighborMethod;
 use crate::baseline::{
     restrict_to_query_genes, BaselineMethod, KnnParams, LogisticParams, SeuratParams,
 };
@@ -61,6 +63,13 @@ pub struct TransferArgs {
     /// Seurat anchor filtering neighbours (off by default, as in Seurat v5; Seurat 4 used 200).
     #[arg(long)]
     pub k_filter: Option<usize>,
+    /// Neighbour search of Seurat label transfer: exact (default) or annoy (a seeded
+    /// random-projection forest like Seurat's Annoy, faster on large data).
+    #[arg(long, value_parser = ["exact", "annoy"], default_value = "exact")]
+    pub nn: String,
+    /// Trees of the annoy forest (with --nn annoy).
+    #[arg(long, default_value_t = 50)]
+    pub n_trees: usize,
     /// Seed of the random steps.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -194,14 +203,29 @@ pub fn run(args: TransferArgs) -> Result<()> {
     let mut extra = serde_json::Map::new();
     let prediction: Prediction = match method {
         BaselineMethod::Seurat => {
+            let neighbors = match args.nn.as_str() {
+                "annoy" => NeighborMethod::Annoy(AnnoyParams {
+                    n_trees: args.n_trees,
+                    search_k: None,
+                    seed: args.seed,
+                }),
+                _ => NeighborMethod::Exact,
+            };
             let mut p = SeuratParams {
                 k_filter: args.k_filter,
+                neighbors,
                 ..Default::default()
             };
             p.pca.seed = args.seed;
             let out = p.fit(&reference, &ref_labels)?.transfer(&query)?;
             extra.insert("n_anchors".into(), out.n_anchors.into());
             extra.insert("warnings".into(), out.warnings.clone().into());
+            let stages: serde_json::Map<String, serde_json::Value> = out
+                .stage_seconds
+                .iter()
+                .map(|(k, v)| (k.to_string(), (*v).into()))
+                .collect();
+            extra.insert("stage_seconds".into(), stages.into());
             for w in &out.warnings {
                 eprintln!("note: {w}");
             }
@@ -335,6 +359,8 @@ mod tests {
             method: "knn".into(),
             use_raw: false,
             k_filter: None,
+            nn: "exact".into(),
+            n_trees: 50,
             seed: 0,
             out: None,
             out_h5ad: None,
@@ -393,6 +419,22 @@ mod tests {
         }
     }
 
+    /// `--method seurat --nn annoy` runs label transfer with the approximate forest.
+    #[test]
+    fn seurat_with_annoy_neighbours() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut a = args("label");
+        a.data = Some(write_fixture(dir.path()));
+        a.split_key = Some("batch".into());
+        a.reference_values = Some(vec!["ctrl:*".into()]);
+        (a.method, a.nn, a.n_trees) = ("seurat".into(), "annoy".into(), 5);
+        let csv = dir.path().join("p.csv");
+        a.out = Some(csv.clone());
+        run(a).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text.lines().count(), 31);
+    }
+
     /// `--split stratified` keeps round(0.8 × 30) = 24 cells of each class in the
     /// reference, and the same seed gives the same split.
     #[test]
@@ -444,6 +486,8 @@ mod tests {
             method: "seurat".into(),
             use_raw: false,
             k_filter: None,
+            nn: "exact".into(),
+            n_trees: 50,
             seed: 0,
             out: None,
             out_h5ad: None,
