@@ -26,12 +26,15 @@ def cells_of(example: str) -> list[str]:
 
 
 def notebook(name: str, doc: str, cells: list[str]) -> dict:
-    def code(src: str) -> dict:
-        return {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                "source": src.splitlines(keepends=True)}
+    # nbformat 4.5 wants a stable, unique id per cell: the notebook name and position.
+    def code(i: int, src: str) -> dict:
+        return {"cell_type": "code", "execution_count": None, "id": f"{name}-{i}", "metadata": {},
+                "outputs": [], "source": src.splitlines(keepends=True)}
+    sources = [':dep scrobust = { path = ".." }'] + cells
     return {
-        "cells": [{"cell_type": "markdown", "metadata": {}, "source": [f"# {name}\n", "\n", doc + "\n"]},
-                  code(':dep scrobust = { path = ".." }')] + [code(c) for c in cells],
+        "cells": [{"cell_type": "markdown", "id": f"{name}-title", "metadata": {},
+                   "source": [f"# {name}\n", "\n", doc + "\n"]}]
+                 + [code(i + 1, c) for i, c in enumerate(sources)],
         "metadata": {
             "kernelspec": {"display_name": "Rust", "language": "rust", "name": "rust"},
             "language_info": {"file_extension": ".rs", "mimetype": "text/rust", "name": "Rust",
