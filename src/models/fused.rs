@@ -12,7 +12,7 @@
 //! On other devices or dtypes the composed versions run: they are the reference the tests
 //! compare values and gradients with.
 
-use super::mamba2::kernels::{f32_slice, to_vec};
+use super::mamba2::kernels::{f32_slice, sum_in_order, to_vec, BLOCK_ROWS};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
@@ -174,12 +174,13 @@ impl CustomOp3 for LayerNormOp {
         let d = wv.len();
         let n = d as f32;
         let mut dx = vec![0f32; xv.len()];
-        let (dw, db) = dx
-            .par_chunks_mut(d)
-            .zip(xv.par_chunks(d).zip(gv.par_chunks(d)))
-            .fold(
-                || (vec![0f32; d], vec![0f32; d]),
-                |(mut dw, mut db), (dxr, (xr, gr))| {
+        let block = d * BLOCK_ROWS;
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(block)
+            .zip(xv.par_chunks(block).zip(gv.par_chunks(block)))
+            .map(|(dxb, (xb, gb))| {
+                let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+                for ((dxr, xr), gr) in dxb.chunks_mut(d).zip(xb.chunks(d)).zip(gb.chunks(d)) {
                     let (mean, r) = self.stats(xr);
                     let (mut sum_g, mut sum_gx) = (0f32, 0f32);
                     for j in 0..d {
@@ -195,18 +196,12 @@ impl CustomOp3 for LayerNormOp {
                         let xh = (xr[j] - mean) * r;
                         dxr[j] = r * (gr[j] * wv[j] - mg - xh * mgx);
                     }
-                    (dw, db)
-                },
-            )
-            .reduce(
-                || (vec![0f32; d], vec![0f32; d]),
-                |(a, b), (c, e)| {
-                    (
-                        a.iter().zip(&c).map(|(a, c)| a + c).collect(),
-                        b.iter().zip(&e).map(|(b, e)| b + e).collect(),
-                    )
-                },
-            );
+                }
+                (dw, db)
+            })
+            .collect();
+        let (dws, dbs): (Vec<Vec<f32>>, Vec<Vec<f32>>) = partials.into_iter().unzip();
+        let (dw, db) = (sum_in_order(&dws, d), sum_in_order(&dbs, d));
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),

@@ -11,6 +11,23 @@ use rayon::prelude::*;
 /// RMSNorm epsilon, as `mamba_ssm` (1e-5).
 pub(super) const RMS_EPS: f64 = 1e-5;
 
+/// Rows per block in the parameter-gradient reductions of the fused kernels. Fixed, so
+/// each block's partial sum, and the in-order sum over blocks, do not depend on how rayon
+/// splits the work: same inputs, same bits (a rayon `fold` + `reduce` does not promise
+/// that, and the determinism test caught it).
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// Element-wise sum of equally long partial vectors, in order (deterministic).
+pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
+    let mut total = vec![0f32; len];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
 /// The contiguous f32 slice behind a storage/layout pair.
 pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -92,12 +109,13 @@ impl CustomOp2 for RmsNormOp {
         let (xv, wv, gv) = (to_vec(x)?, to_vec(w)?, to_vec(grad)?);
         let d = wv.len();
         let mut dx = vec![0f32; xv.len()];
-        let dw = dx
-            .par_chunks_mut(d)
-            .zip(xv.par_chunks(d).zip(gv.par_chunks(d)))
-            .fold(
-                || vec![0f32; d],
-                |mut dw, (dxr, (xr, gr))| {
+        let block = d * BLOCK_ROWS;
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(block)
+            .zip(xv.par_chunks(block).zip(gv.par_chunks(block)))
+            .map(|(dxb, (xb, gb))| {
+                let mut dw = vec![0f32; d];
+                for ((dxr, xr), gr) in dxb.chunks_mut(d).zip(xb.chunks(d)).zip(gb.chunks(d)) {
                     let r = inv_rms(xr);
                     let dot: f32 = xr
                         .iter()
@@ -110,13 +128,11 @@ impl CustomOp2 for RmsNormOp {
                         dxr[j] = r * gr[j] * wv[j] - xr[j] * k;
                         dw[j] += gr[j] * xr[j] * r;
                     }
-                    dw
-                },
-            )
-            .reduce(
-                || vec![0f32; d],
-                |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect(),
-            );
+                }
+                dw
+            })
+            .collect();
+        let dw = sum_in_order(&partials, d);
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
@@ -214,42 +230,36 @@ impl CustomOp3 for CausalConvOp {
         let k = w.dim(0)?;
         let (xv, wv, gv) = (to_vec(x)?, to_vec(w)?, to_vec(grad)?);
         let mut dx = vec![0f32; xv.len()];
-        let (dw, db) = dx
+        // One partial per batch element, summed in order: deterministic (see BLOCK_ROWS).
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
             .par_chunks_mut(l * c)
             .zip(xv.par_chunks(l * c).zip(gv.par_chunks(l * c)))
-            .fold(
-                || (vec![0f32; k * c], vec![0f32; c]),
-                |(mut dw, mut db), (dxb, (xb, gb))| {
-                    for t in 0..l {
-                        let g = &gb[t * c..(t + 1) * c];
-                        for (d, &gv) in db.iter_mut().zip(g) {
-                            *d += gv;
-                        }
-                        for i in 0..k {
-                            let Some(s) = (t + i).checked_sub(k - 1) else {
-                                continue;
-                            };
-                            let xr = &xb[s * c..(s + 1) * c];
-                            let wr = &wv[i * c..(i + 1) * c];
-                            let dwr = &mut dw[i * c..(i + 1) * c];
-                            let dxr = &mut dxb[s * c..(s + 1) * c];
-                            for j in 0..c {
-                                dxr[j] += wr[j] * g[j];
-                                dwr[j] += g[j] * xr[j];
-                            }
+            .map(|(dxb, (xb, gb))| {
+                let (mut dw, mut db) = (vec![0f32; k * c], vec![0f32; c]);
+                for t in 0..l {
+                    let g = &gb[t * c..(t + 1) * c];
+                    for (d, &gv) in db.iter_mut().zip(g) {
+                        *d += gv;
+                    }
+                    for i in 0..k {
+                        let Some(s) = (t + i).checked_sub(k - 1) else {
+                            continue;
+                        };
+                        let xr = &xb[s * c..(s + 1) * c];
+                        let wr = &wv[i * c..(i + 1) * c];
+                        let dwr = &mut dw[i * c..(i + 1) * c];
+                        let dxr = &mut dxb[s * c..(s + 1) * c];
+                        for j in 0..c {
+                            dxr[j] += wr[j] * g[j];
+                            dwr[j] += g[j] * xr[j];
                         }
                     }
-                    (dw, db)
-                },
-            )
-            .reduce(
-                || (vec![0f32; k * c], vec![0f32; c]),
-                |(a, ab), (b, bb)| {
-                    let sum =
-                        |p: Vec<f32>, q: Vec<f32>| p.iter().zip(&q).map(|(p, q)| p + q).collect();
-                    (sum(a, b), sum(ab, bb))
-                },
-            );
+                }
+                (dw, db)
+            })
+            .collect();
+        let (dws, dbs): (Vec<Vec<f32>>, Vec<Vec<f32>>) = partials.into_iter().unzip();
+        let (dw, db) = (sum_in_order(&dws, k * c), sum_in_order(&dbs, c));
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
