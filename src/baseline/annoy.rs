@@ -217,18 +217,7 @@ impl AnnoyIndex {
         params: &AnnoyParams,
     ) -> Result<Neighbors> {
         let (n_data, dim) = (self.data.len(), self.data.dim);
-        if query.ncols() != dim {
-            return Err(Error::Incompatible(format!(
-                "neighbour search: data has {dim} dimensions but query has {}",
-                query.ncols()
-            )));
-        }
-        if k == 0 || k > n_data {
-            return Err(Error::param(
-                "k",
-                format!("need 1 <= k <= number of data points ({n_data}), got {k}"),
-            ));
-        }
+        super::neighbors::check_search(n_data, dim, query.ncols(), k)?;
         let search_k = params.search_k.unwrap_or(params.n_trees * k);
         let query = Rows::new(query);
         let rows: Vec<Vec<(f32, usize)>> = (0..query.len())

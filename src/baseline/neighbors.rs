@@ -127,14 +127,12 @@ pub fn knn(
     }
 }
 
-/// Exact `k` nearest neighbours in `data` (rows are points) of each row of `query`.
-/// Ties are broken by the smaller data index, so results are deterministic.
-pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Result<Neighbors> {
-    let (n_data, dim) = data.dim();
-    if query.ncols() != dim {
+/// The checks every neighbour search makes: the query has the data's dimensions and
+/// `1 <= k <= n_data`.
+pub(crate) fn check_search(n_data: usize, dim: usize, query_dim: usize, k: usize) -> Result<()> {
+    if query_dim != dim {
         return Err(Error::Incompatible(format!(
-            "neighbour search: data has {dim} dimensions but query has {}",
-            query.ncols()
+            "neighbour search: data has {dim} dimensions but query has {query_dim}"
         )));
     }
     if k == 0 || k > n_data {
@@ -143,6 +141,14 @@ pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Res
             format!("need 1 <= k <= number of data points ({n_data}), got {k}"),
         ));
     }
+    Ok(())
+}
+
+/// Exact `k` nearest neighbours in `data` (rows are points) of each row of `query`.
+/// Ties are broken by the smaller data index, so results are deterministic.
+pub fn knn_exact(data: ArrayView2<f32>, query: ArrayView2<f32>, k: usize) -> Result<Neighbors> {
+    let (n_data, dim) = data.dim();
+    check_search(n_data, dim, query.ncols(), k)?;
     let data_sq: Vec<f32> = data.rows().into_iter().map(|r| r.dot(&r)).collect();
     let n_query = query.nrows();
     let blocks: Vec<(Vec<usize>, Vec<f32>)> = (0..n_query.div_ceil(BLOCK))

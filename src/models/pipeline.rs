@@ -343,6 +343,22 @@ mod tests {
         (reference, query, labels)
     }
 
+    /// The scGPT-like model trained on `reference` with `corpus` as extra pretraining data.
+    fn with_corpus(
+        cfg: &TrainConfig,
+        reference: &Dataset,
+        labels: &Labels,
+        query: &Dataset,
+        corpus: &[Dataset],
+    ) -> Result<(TrainOutcome, Vec<Prediction>)> {
+        let opts = PipelineOptions {
+            pretrain_corpus: corpus,
+            ..Default::default()
+        };
+        let queries = std::slice::from_ref(query);
+        train_and_predict_many(ModelKind::ScGpt, cfg, reference, labels, queries, 0, &opts)
+    }
+
     /// Extra corpus cells (genes in another order, some missing) join pretraining only;
     /// the run predicts every query cell.
     #[test]
@@ -356,21 +372,9 @@ mod tests {
         cfg.train.pretrain_steps = 3;
         cfg.train.finetune_steps = 3;
         let run = |extra: &[Dataset]| {
-            let opts = PipelineOptions {
-                pretrain_corpus: extra,
-                ..Default::default()
-            };
-            train_and_predict_many(
-                ModelKind::ScGpt,
-                &cfg,
-                &reference,
-                &labels,
-                std::slice::from_ref(&query),
-                0,
-                &opts,
-            )
-            .unwrap()
-            .0
+            with_corpus(&cfg, &reference, &labels, &query, extra)
+                .unwrap()
+                .0
         };
         let without = run(&[]);
         let with = run(std::slice::from_ref(&corpus));
@@ -388,18 +392,12 @@ mod tests {
         query.source = "query.h5ad".into();
         let cfg = smoke_config();
         let err = |extra: Dataset| {
-            let opts = PipelineOptions {
-                pretrain_corpus: std::slice::from_ref(&extra),
-                ..Default::default()
-            };
-            train_and_predict_many(
-                ModelKind::ScGpt,
+            with_corpus(
                 &cfg,
                 &reference,
                 &labels,
-                std::slice::from_ref(&query),
-                0,
-                &opts,
+                &query,
+                std::slice::from_ref(&extra),
             )
             .err()
             .map(|e| e.to_string())
