@@ -5,9 +5,12 @@
 //! Accuracy is computed on query cells whose true label is a reference class; the number
 //! skipped is printed. Run with `--nocapture` to see the numbers.
 
-use scrobust::baseline::{fit_predict, BaselineMethod};
+use scrobust::baseline::annoy::AnnoyParams;
+use scrobust::baseline::neighbors::NeighborMethod;
+use scrobust::baseline::{fit_predict, BaselineMethod, SeuratParams};
 use scrobust::data::h5ad::{read_h5ad, ReadOptions};
 use scrobust::data::{Dataset, Labels};
+use scrobust::eval::Prediction;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -164,6 +167,18 @@ fn evaluate(task: &Task, method: BaselineMethod, peer_file: &str, name: &str) ->
     let pred = fit_predict(method, &task.reference, &task.ref_labels, &task.query, 0)
         .unwrap_or_else(|e| panic!("{e}"));
     let secs = t0.elapsed().as_secs_f64();
+    score(task, &pred, peer_file, name, method.as_str(), secs)
+}
+
+/// Accuracy, cells skipped and agreement with the peer of a prediction on `task`.
+fn score(
+    task: &Task,
+    pred: &Prediction,
+    peer_file: &str,
+    name: &str,
+    what: &str,
+    secs: f64,
+) -> (f64, usize, f64) {
     let known: std::collections::HashSet<&str> = pred.classes.iter().map(String::as_str).collect();
     let (mut hits, mut scored) = (0, 0);
     for (i, t) in task.truth.iter().enumerate() {
@@ -184,17 +199,18 @@ fn evaluate(task: &Task, method: BaselineMethod, peer_file: &str, name: &str) ->
     let agreement = agree as f64 / task.query.n_obs() as f64;
     let skipped = task.truth.len() - scored;
     println!(
-        "{name:>18} {:>8}: accuracy {acc:.3} ({scored} scored, {skipped} skipped: unknown labels), agreement with {peer_file} {agreement:.3}, {secs:.2} s",
-        method.as_str()
+        "{name:>18} {what:>8}: accuracy {acc:.3} ({scored} scored, {skipped} skipped: unknown labels), agreement with {peer_file} {agreement:.3}, {secs:.2} s"
     );
     (acc, skipped, agreement)
 }
 
 /// Seurat v5 label transfer reproduces Seurat's predictions on the same cells: accuracy
-/// within 2 points of Seurat (k.filter = NA) and ≥ 95% identical predicted labels.
+/// within 1.5 points of Seurat (k.filter = NA) and ≥ 95% identical predicted labels,
+/// except kang, where exact neighbours (the default) are allowed 2 points.
 /// (pbmc68k, 140 query cells with few anchors per class, is the task that exposed that
 /// Seurat weights only the first k.weight anchors, see `label_transfer.rs`.)
-/// Why 2 points: Seurat finds neighbours with Annoy (approximate), this crate exactly. On
+/// Why 2 points on kang: Seurat finds neighbours with Annoy (approximate), this crate
+/// exactly by default (the next test holds the Annoy-like option to 1.5 points). On
 /// kang, Seurat's own embedding with exact anchors and Seurat's weighting gives 0.823
 /// instead of Seurat's 0.809 (measured with Seurat 4.3.0 from Debian's r-cran-seurat and
 /// a numpy re-implementation); with Annoy's neighbours the weights match Seurat's to 1e-15.
@@ -218,7 +234,8 @@ fn seurat_matches_seurat_on_all_tasks() {
                 "the wang query has 146 cells of classes absent from xin"
             );
         }
-        let (acc_tol, min_agreement) = (0.02, 0.95);
+        let acc_tol = if name == "kang" { 0.02 } else { 0.015 };
+        let min_agreement = 0.95;
         if (acc - peer_acc).abs() > acc_tol || agreement < min_agreement {
             failures.push(format!(
                 "{name}: accuracy {acc:.3} vs Seurat {peer_acc:.3}, agreement {agreement:.3}"
@@ -226,6 +243,36 @@ fn seurat_matches_seurat_on_all_tasks() {
         }
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// With approximate neighbours, as Seurat itself searches (`--nn annoy`, 50 trees, seed 42
+/// by default), kang lands within the 1.5 points of Seurat with ≥ 95% identical
+/// labels (measured: 0.813 vs 0.809, agreement 0.991; the CLI with its own seed gave 0.816).
+#[test]
+fn seurat_with_annoy_neighbours_matches_seurat_on_kang() {
+    let task = load("kang");
+    let params = SeuratParams {
+        neighbors: NeighborMethod::Annoy(AnnoyParams::default()),
+        ..Default::default()
+    };
+    let t0 = std::time::Instant::now();
+    let result = params
+        .fit(&task.reference, &task.ref_labels)
+        .and_then(|r| r.transfer(&task.query))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let secs = t0.elapsed().as_secs_f64();
+    let (acc, _, agreement) = score(
+        &task,
+        &result.prediction,
+        "seurat_kfNA.csv",
+        "kang",
+        "annoy",
+        secs,
+    );
+    assert!(
+        (acc - 0.809).abs() <= 0.015 && agreement >= 0.95,
+        "kang with annoy: accuracy {acc:.3} vs Seurat 0.809, agreement {agreement:.3}"
+    );
 }
 
 /// kNN and logistic regression land near the peers' numbers (same recipe, different
