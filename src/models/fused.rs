@@ -12,9 +12,39 @@
 //! On other devices or dtypes the composed versions run: they are the reference the tests
 //! compare values and gradients with.
 
-use super::mamba2::kernels::{f32_slice, sum_in_order, to_vec, BLOCK_ROWS};
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
+
+/// Rows per block in the parameter-gradient reductions of the fused kernels (here and in `mamba2::kernels`). Fixed, so
+/// each block's partial sum, and the in-order sum over blocks, do not depend on how rayon
+/// splits the work: same inputs, same bits (a rayon `fold` + `reduce` does not promise
+/// that, and the determinism test caught it).
+pub(crate) const BLOCK_ROWS: usize = 64;
+
+/// Element-wise sum of equally long partial vectors, in order (deterministic).
+pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
+    let mut total = vec![0f32; len];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// The contiguous f32 slice behind a storage/layout pair.
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// Plain f32 contents of a tensor (copied if it is strided).
+pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
 
 /// Softmax over the last axis composed of differentiable ops (max subtracted for
 /// stability; the max is detached because softmax does not depend on it).
@@ -183,6 +213,7 @@ impl CustomOp3 for LayerNormOp {
                 for ((dxr, xr), gr) in dxb.chunks_mut(d).zip(xb.chunks(d)).zip(gb.chunks(d)) {
                     let (mean, r) = self.stats(xr);
                     let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+                    // First pass: x̂ parked in dxr (no scratch buffer), row sums, dw, db.
                     for j in 0..d {
                         let xh = (xr[j] - mean) * r;
                         let gh = gr[j] * wv[j];
@@ -190,11 +221,11 @@ impl CustomOp3 for LayerNormOp {
                         sum_gx += gh * xh;
                         dw[j] += gr[j] * xh;
                         db[j] += gr[j];
+                        dxr[j] = xh;
                     }
                     let (mg, mgx) = (sum_g / n, sum_gx / n);
                     for j in 0..d {
-                        let xh = (xr[j] - mean) * r;
-                        dxr[j] = r * (gr[j] * wv[j] - mg - xh * mgx);
+                        dxr[j] = r * (gr[j] * wv[j] - mg - dxr[j] * mgx);
                     }
                 }
                 (dw, db)

@@ -23,7 +23,7 @@
 //! with hand-written backward passes (`mamba2/kernels.rs`; composed ops on other devices),
 //! because their composed autograd dominated the step time.
 
-pub(crate) mod kernels;
+mod kernels;
 mod seeded;
 mod ssd;
 

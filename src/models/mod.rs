@@ -11,7 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod finetune;
 pub mod fit;
-mod fused;
+pub(crate) mod fused;
 pub mod geneformer;
 pub mod heads;
 pub mod layers;

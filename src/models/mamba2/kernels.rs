@@ -5,42 +5,12 @@
 //! On other devices (or for tests) the composed versions run instead; they are the
 //! reference the kernels are tested against. Both kernels take contiguous f32 input.
 
+use crate::models::fused::{f32_slice, sum_in_order, to_vec, BLOCK_ROWS};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 /// RMSNorm epsilon, as `mamba_ssm` (1e-5).
 pub(super) const RMS_EPS: f64 = 1e-5;
-
-/// Rows per block in the parameter-gradient reductions of the fused kernels. Fixed, so
-/// each block's partial sum, and the in-order sum over blocks, do not depend on how rayon
-/// splits the work: same inputs, same bits (a rayon `fold` + `reduce` does not promise
-/// that, and the determinism test caught it).
-pub(crate) const BLOCK_ROWS: usize = 64;
-
-/// Element-wise sum of equally long partial vectors, in order (deterministic).
-pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
-    let mut total = vec![0f32; len];
-    for p in partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += v;
-        }
-    }
-    total
-}
-
-/// The contiguous f32 slice behind a storage/layout pair.
-pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{what}: expected a contiguous tensor"),
-    }
-}
-
-/// Plain f32 contents of a tensor (copied if it is strided).
-pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
 
 /// RMSNorm composed of differentiable ops: `x / sqrt(mean(x²) + eps) · w` (last axis).
 pub(super) fn rms_norm_composed(xs: &Tensor, weight: &Tensor) -> Result<Tensor> {
