@@ -2,7 +2,7 @@
 //! reference h5ad, predict a query h5ad, and report classification metrics.
 
 use crate::data::h5ad::{read_h5ad, ReadOptions};
-use crate::data::split::align_genes;
+use crate::data::split::{align_genes, conform_genes};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::pipeline::{train_and_predict_many, PipelineOptions};
@@ -108,25 +108,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             text.join(", ")
         );
     }
-    let corpus = args
-        .pretrain_corpus
-        .iter()
-        .map(|p| read_h5ad(p, &ReadOptions::default()))
-        .collect::<Result<Vec<_>>>()?;
-    let reference_genes: std::collections::HashSet<&String> = reference.gene_names.iter().collect();
-    for c in &corpus {
-        let shared = c
-            .gene_names
-            .iter()
-            .filter(|g| reference_genes.contains(g))
-            .count();
+    // Read in the reference's genes here (the pipeline would do it otherwise), so the
+    // shared-gene count comes from the same mapping the training uses.
+    let mut corpus = Vec::with_capacity(args.pretrain_corpus.len());
+    for path in &args.pretrain_corpus {
+        let raw = read_h5ad(path, &ReadOptions::default())?;
+        let (conformed, shared) = conform_genes(&raw, &reference.gene_names)?;
         eprintln!(
             "pretraining corpus {}: {} cells, {} of the reference's {} genes",
-            c.source,
-            c.n_obs(),
+            raw.source,
+            raw.n_obs(),
             shared,
             reference.n_vars()
         );
+        corpus.push(conformed);
     }
     let opts = PipelineOptions {
         no_pretrain: args.no_pretrain,

@@ -313,11 +313,16 @@ pub fn conform_genes(ds: &Dataset, genes: &[String]) -> Result<(Dataset, usize)>
         indptr.push(indices.len());
     }
     let x = CsrMatrix::from_unsorted(ds.n_obs(), genes.len(), indptr, indices, data, &ds.source)?;
+    // Field by field: `..ds.clone()` would copy the old matrix only to drop it.
     Ok((
         Dataset {
             x,
+            cell_ids: ds.cell_ids.clone(),
             gene_names: genes.to_vec(),
-            ..ds.clone()
+            obs: ds.obs.clone(),
+            obsm: ds.obsm.clone(),
+            value_kind: ds.value_kind,
+            source: ds.source.clone(),
         },
         n_shared,
     ))

@@ -212,10 +212,18 @@ fn tokenize_corpus(
                 reference.value_kind.as_str()
             )));
         }
-        let (conformed, _) = crate::data::split::conform_genes(ds, &reference.gene_names)?;
+        // Callers that already conformed the corpus (the CLI does, to report the shared
+        // genes) skip the copy.
+        let conformed;
+        let in_reference_genes = if ds.gene_names == reference.gene_names {
+            ds
+        } else {
+            conformed = crate::data::split::conform_genes(ds, &reference.gene_names)?.0;
+            &conformed
+        };
         // Cells expressing none of the reference's genes carry nothing to learn from.
         let tokenized = tokenizer.tokenize(
-            &conformed,
+            in_reference_genes,
             column_ids,
             super::trainer::step_seed(seed, "corpus", i),
         )?;
