@@ -275,37 +275,34 @@ pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Resu
     let x = &ds.x;
     let kind = ds.value_kind;
     let noise = GaussianNoise::new(1.0, sigma);
-    let perturbed = noise.apply(x, kind, seed)?;
-    let noisy_x = perturbed.x.clone();
+    let noisy = noise.apply(x, kind, seed)?;
     let binning = BinningTokenizer::default();
     // Rank encoding runs on count-like values (as `tokenize-info` does): log-normalized
     // input is mapped back, and its medians are fitted on the same matrix.
     let rank_clean = rank_encoding_input(x, kind);
-    let rank_noisy = rank_encoding_input(&noisy_x, kind);
+    let rank_noisy = Perturbed {
+        x: rank_encoding_input(&noisy.x, kind),
+        perturbed_cells: noisy.perturbed_cells.clone(),
+    };
     let rank = RankTokenizerParams::default().fit(&rank_clean)?;
+    // (tokenizer, its clean input, the same cells after noise, the kind of both)
+    let views = [
+        (InfoTokenizer::Binning(&binning), x, &noisy, kind),
+        (
+            InfoTokenizer::Rank(&rank),
+            &rank_clean,
+            &rank_noisy,
+            ValueKind::Counts,
+        ),
+    ];
     let mut rows = Vec::new();
-    for (cond, m, r) in [("clean", x, &rank_clean), ("noisy", &noisy_x, &rank_noisy)] {
-        let views = [
-            (InfoTokenizer::Binning(&binning), m, kind),
-            (InfoTokenizer::Rank(&rank), r, ValueKind::Counts),
-        ];
-        for (tok, input, input_kind) in views {
-            let rep = measure(input, input_kind, tok, seed)?;
-            let tau_vs_clean = if cond == "noisy" {
-                // The same cells before and after noise, each through its own tokenizer's
-                // input mapping (the rank view compares rank-encoding inputs).
-                let clean_input = match tok {
-                    InfoTokenizer::Binning(_) => x,
-                    InfoTokenizer::Rank(_) => &rank_clean,
-                };
-                let after = Perturbed {
-                    x: input.clone(),
-                    perturbed_cells: perturbed.perturbed_cells.clone(),
-                };
-                Some(noise_info(clean_input, &after, input_kind, tok, &noise, seed)?.kendall_tau)
-            } else {
-                None
-            };
+    for (tok, clean_input, noisy_input, input_kind) in views {
+        let tau = noise_info(clean_input, noisy_input, input_kind, tok, &noise, seed)?;
+        for (cond, m, tau_vs_clean) in [
+            ("clean", clean_input, None),
+            ("noisy", &noisy_input.x, Some(tau.kendall_tau)),
+        ] {
+            let rep = measure(m, input_kind, tok, seed)?;
             rows.push(TokenInfoRow {
                 tokenizer: tok.name().into(),
                 condition: cond.into(),
