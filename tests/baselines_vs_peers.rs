@@ -12,19 +12,9 @@ use scrobust::data::h5ad::{read_h5ad, ReadOptions};
 use scrobust::data::{Dataset, Labels};
 use scrobust::eval::Prediction;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data folder {} not found: set SCROBUST_SHARED_DATA to the folder holding the h5ad files, splits/ and peers/",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 struct Task {
     reference: Dataset,

@@ -8,19 +8,8 @@ use scrobust::data::{Dataset, ValueKind};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The shared data folder (`SCROBUST_SHARED_DATA`, default `../shared/data`); panics
-/// when it is absent so that these tests never pass vacuously.
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data folder {} not found: set SCROBUST_SHARED_DATA to the folder holding the h5ad files",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 fn load(name: &str, use_raw: bool) -> Dataset {
     let path = shared_data_dir().join(name);

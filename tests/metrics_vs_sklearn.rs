@@ -25,22 +25,10 @@
 //! ```
 //! Its printed numbers are the constants below.
 
-use std::path::PathBuf;
-
 use scrobust::eval::metrics::{evaluate, ClassificationReport};
 
-/// The shared data folder; panics with a clear message when it is missing.
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {} (set SCROBUST_SHARED_DATA)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 /// Splits one CSV line, honouring double quotes (labels such as "CD4+/CD25 T Reg").
 fn split_csv_line(line: &str) -> Vec<String> {

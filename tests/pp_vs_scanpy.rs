@@ -21,18 +21,8 @@ use scrobust::data::CsrMatrix;
 use scrobust::pp::{log1p, normalize_total, HvgFlavor, HvgParams, Pca, Scaler};
 use std::path::PathBuf;
 
-/// The shared data folder: `$SCROBUST_SHARED_DATA` or `../shared/data`; panics when absent.
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared test data not found at {} (set SCROBUST_SHARED_DATA)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -21,19 +21,9 @@ use scrobust::data::simulate::calibration::{
 };
 use scrobust::data::simulate::{estimate_params_named, simulate_counts, SimParams};
 use scrobust::data::ValueKind;
-use std::path::PathBuf;
 
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data folder {} not found: set SCROBUST_SHARED_DATA to the folder holding the h5ad files",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 fn assert_params_close(fitted: &SimParams, embedded: &SimParams) {
     let pairs = [

@@ -8,19 +8,10 @@ use scrobust::data::h5ad::{read_h5ad, ReadOptions};
 use scrobust::data::split::{read_cell_list, split_by_cell_ids};
 use scrobust::data::Dataset;
 use scrobust::models::{train_and_predict, ModelKind, TrainConfig};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn shared_data_dir() -> PathBuf {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(
-        dir.is_dir(),
-        "shared data folder {} not found: set SCROBUST_SHARED_DATA to the folder holding muscat_kang_pbmc.h5ad",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::shared_data_dir;
 
 fn kang() -> (Dataset, Dataset) {
     let dir = shared_data_dir();
