@@ -2,30 +2,29 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-shared := env_var_or_default("SCROBUST_SHARED_DATA", justfile_directory() + "/../shared/data")
-
-# Install what is missing (HDF5 headers, pkg-config, just); idempotent.
+# Install what is missing (cmake for the bundled HDF5, just); idempotent.
 setup:
     bash scripts/setup.sh
 
-# The main job: the quick study on embedded simulated data (+ shared real tasks when present), figures and report in results/.
+# The main job: the quick study on simulated and the repository's real data, figures and report in results/.
 reproduce: setup
     cargo build --release --locked
-    SCROBUST_SHARED_DATA={{shared}} target/release/scrobust study --config configs/quick.toml --out results
+    target/release/scrobust study --config configs/quick.toml --out results
     @echo "report: results/REPORT.md"
 
 # The paper-scale study (GPU: build with the cuda feature).
 reproduce-paper: setup
     cargo build --release --locked --features cuda
-    SCROBUST_SHARED_DATA={{shared}} target/release/scrobust study --config configs/paper.toml --out results-paper
+    target/release/scrobust study --config configs/paper.toml --out results-paper
 
-# The whole test suite (unit, integration, property tests with a fixed case count).
+# The whole test suite (unit, integration, property tests with a fixed case count). It builds
+# in the release profile, so `just test` and `just reproduce` share one build of everything.
 test: setup
-    SCROBUST_SHARED_DATA={{shared}} PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --locked --lib --bins --tests --examples
+    PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --release --locked --lib --bins --tests --examples
 
 # Property tests with many more cases.
 proptest: setup
-    PROPTEST_CASES=4096 cargo test --locked --test property_tests
+    PROPTEST_CASES=4096 cargo test --release --locked --test property_tests
 
 # Criterion benchmarks and the peer comparison scripts (install their Python/R peers when absent).
 bench: setup
@@ -41,4 +40,4 @@ fmt:
 
 lint:
     cargo fmt --check
-    cargo clippy --locked --all-targets -- -D warnings
+    cargo clippy --release --locked --all-targets -- -D warnings

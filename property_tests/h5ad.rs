@@ -68,7 +68,7 @@ fn dataset() -> impl Strategy<Value = Dataset> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(48)))]
 
     /// Writing a data set and reading it back returns the same matrix, cell ids, gene
     /// names, obs columns (categorical with missing values, floats), obsm and value kind.

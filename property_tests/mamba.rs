@@ -14,7 +14,7 @@ fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], lo: f32, hi: f32) -> Tensor {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(64)))]
 
     /// For any batch, length, heads, headdim, d_state and chunk size, the chunked scan
     /// agrees with the sequential recurrence to 1e-4 (relative to the output scale).

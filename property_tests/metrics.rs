@@ -6,7 +6,7 @@ use scrobust::eval::metrics::{bootstrap_ci, evaluate, summarize_over_seeds, Metr
 use crate::strategies::labelled_predictions;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(crate::cases(64)))]
 
     /// Accuracy and both F1 averages lie in [0, 1].
     #[test]

@@ -14,7 +14,7 @@ use scrobust::eval::Prediction;
 use std::collections::HashMap;
 
 mod common;
-use common::shared_data_dir;
+use common::data_dir;
 
 struct Task {
     reference: Dataset,
@@ -24,7 +24,7 @@ struct Task {
 }
 
 fn read(file: &str, use_raw: bool) -> Dataset {
-    let path = shared_data_dir().join(file);
+    let path = data_dir().join(file);
     read_h5ad(
         &path,
         &ReadOptions {
@@ -36,7 +36,7 @@ fn read(file: &str, use_raw: bool) -> Dataset {
 }
 
 fn cells(task: &str, which: &str) -> Vec<String> {
-    let path = shared_data_dir().join("splits").join(task).join(which);
+    let path = data_dir().join("splits").join(task).join(which);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .map(str::trim)
@@ -136,7 +136,7 @@ fn load(task: &str) -> Task {
 
 /// Peer predictions: cell id → predicted label (CSV with optional quotes).
 fn peer(task: &str, file: &str) -> HashMap<String, String> {
-    let path = shared_data_dir().join("peers").join(task).join(file);
+    let path = data_dir().join("peers").join(task).join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .skip(1)
@@ -321,7 +321,7 @@ fn scrobust(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn transfer_cli_end_to_end_on_kang() {
     use scrobust::data::Column;
-    let data = shared_data_dir().join("muscat_kang_pbmc.h5ad");
+    let data = data_dir().join("muscat_kang_pbmc.h5ad");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let csv = dir.path().join("P.csv");
     let h5 = dir.path().join("Q.h5ad");
@@ -412,7 +412,7 @@ fn transfer_cli_end_to_end_on_kang() {
 /// an unknown split value lists the values present.
 #[test]
 fn transfer_cli_bad_input() {
-    let data = shared_data_dir().join("muscat_kang_pbmc.h5ad");
+    let data = data_dir().join("muscat_kang_pbmc.h5ad");
     let data = data.to_str().unwrap_or_default();
     let base = ["transfer", "--method", "knn", "--split-key", "batch"];
     let (code, _, stderr) = scrobust(

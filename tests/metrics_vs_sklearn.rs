@@ -2,7 +2,7 @@
 //! prediction files from the shared data folder (`peers/<task>/*.csv`, columns
 //! `cell,true,pred[,score]`).
 //!
-//! Reference numbers: /work/venv-ref python, run inside `$SCROBUST_SHARED_DATA/peers`:
+//! Reference numbers: /work/venv-ref python, run inside `data/peers`:
 //! ```python
 //! import pandas as pd
 //! from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
@@ -28,7 +28,7 @@
 use scrobust::eval::metrics::{evaluate, ClassificationReport};
 
 mod common;
-use common::shared_data_dir;
+use common::data_dir;
 
 /// Splits one CSV line, honouring double quotes (labels such as "CD4+/CD25 T Reg").
 fn split_csv_line(line: &str) -> Vec<String> {
@@ -46,7 +46,7 @@ fn split_csv_line(line: &str) -> Vec<String> {
 
 /// (truth, predicted) columns of a peer prediction file.
 fn read_peer(rel: &str) -> (Vec<String>, Vec<String>) {
-    let path = shared_data_dir().join("peers").join(rel);
+    let path = data_dir().join("peers").join(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let mut lines = text.lines();

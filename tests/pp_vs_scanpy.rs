@@ -22,7 +22,7 @@ use scrobust::pp::{log1p, normalize_total, HvgFlavor, HvgParams, Pca, Scaler};
 use std::path::PathBuf;
 
 mod common;
-use common::shared_data_dir;
+use common::data_dir;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,7 +32,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Kang counts read straight from the h5ad's CSR arrays.
 fn kang_counts() -> CsrMatrix {
-    let path = shared_data_dir().join("muscat_kang_pbmc.h5ad");
+    let path = data_dir().join("muscat_kang_pbmc.h5ad");
     let file = hdf5::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let x = file.group("X").unwrap();
     let shape: Vec<i64> = x.attr("shape").unwrap().read_raw().unwrap();

@@ -23,7 +23,7 @@ use scrobust::data::simulate::{estimate_params_named, simulate_counts, SimParams
 use scrobust::data::ValueKind;
 
 mod common;
-use common::shared_data_dir;
+use common::data_dir;
 
 fn assert_params_close(fitted: &SimParams, embedded: &SimParams) {
     let pairs = [
@@ -50,7 +50,7 @@ fn assert_params_close(fitted: &SimParams, embedded: &SimParams) {
 }
 
 fn check(file: &str, embedded: SimParams, strict_trend: bool) {
-    let path = shared_data_dir().join(file);
+    let path = data_dir().join(file);
     let opts = ReadOptions {
         use_raw: false,
         value_kind: Some(ValueKind::Counts),

@@ -20,8 +20,6 @@ fn run_study(out: &Path) {
         .arg(smoke_config())
         .arg("--out")
         .arg(out)
-        // The smoke profile uses simulated data only; keep the shared tasks out of it.
-        .env("SCROBUST_SHARED_DATA", "/nonexistent")
         .status()
         .expect("run scrobust");
     assert!(status.success(), "study failed: {status}");
@@ -94,7 +92,6 @@ fn smoke_study_outputs_and_resume() {
         .arg(smoke_config())
         .arg("--out")
         .arg(&part)
-        .env("SCROBUST_SHARED_DATA", "/nonexistent")
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn scrobust");

@@ -11,10 +11,10 @@ use scrobust::models::{train_and_predict, ModelKind, TrainConfig};
 use std::path::Path;
 
 mod common;
-use common::shared_data_dir;
+use common::data_dir;
 
 fn kang() -> (Dataset, Dataset) {
-    let dir = shared_data_dir();
+    let dir = data_dir();
     let ds = read_h5ad(&dir.join("muscat_kang_pbmc.h5ad"), &ReadOptions::default()).unwrap();
     let refs = read_cell_list(&dir.join("splits/kang/ref_cells.txt")).unwrap();
     let query = read_cell_list(&dir.join("splits/kang/query_cells.txt")).unwrap();

@@ -82,7 +82,7 @@ pub struct ReferencePca {
 /// count data; log-normalized data are returned unchanged (never logged twice).
 pub fn log_normalize(ds: &Dataset, scale_factor: f64) -> CsrMatrix {
     match ds.value_kind {
-        ValueKind::LogNormalized => ds.x.clone(),
+        ValueKind::LogNormalized | ValueKind::Scaled => ds.x.clone(),
         ValueKind::Counts => {
             let totals = ds.x.row_sums();
             let mut out = ds.x.clone();

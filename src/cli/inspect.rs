@@ -119,9 +119,10 @@ fn summarize(ds: &Dataset, args: &InspectArgs) -> Result<Map<String, Value>> {
 fn value_note(kind: ValueKind, min: f32) -> &'static str {
     match kind {
         ValueKind::Counts => "raw counts: analyses normalize them (total 1e4, log1p) first",
-        ValueKind::LogNormalized if min < 0.0 => {
-            "negative values: looks scaled (z-scored); analyses refuse it, try --use-raw"
+        ValueKind::Scaled => {
+            "negative values: scaled (z-scored); analyses refuse it, try --use-raw"
         }
+        ValueKind::LogNormalized if min < 0.0 => "negative values: analyses refuse them",
         ValueKind::LogNormalized => "log-normalized: used as is, never logged again",
     }
 }

@@ -8,3 +8,6 @@ pub mod study;
 pub mod tokenize_info;
 pub mod train;
 pub mod transfer;
+
+mod io;
+pub use io::{check_outputs, read_input, require_cells, Staged};

@@ -38,9 +38,18 @@ pub struct SimulateArgs {
 
 /// Run `scrobust simulate`.
 pub fn run(args: &SimulateArgs) -> Result<()> {
+    let inputs: Vec<&std::path::Path> = [&args.fit, &args.params]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+    if let Some(out) = &args.out {
+        super::check_outputs(&inputs, &[("out", out.as_path())])?;
+    }
     if let Some(input) = &args.fit {
         return fit(input, args.out.as_ref());
     }
+    check_size(args.cells, args.genes)?;
     let profile: Profile = args
         .profile
         .as_deref()
@@ -78,6 +87,42 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         args.seed
     );
     Ok(())
+}
+
+/// Refuse sizes that cannot be indexed (u32 gene indices) or cannot fit in memory, before
+/// anything is allocated. The estimate assumes half the entries are non-zero (8 bytes each:
+/// value and index), above what the profiles produce, so a refusal is never a false alarm
+/// by much, and an accepted size leaves room for the writer's copy.
+fn check_size(cells: Option<usize>, genes: usize) -> Result<()> {
+    if genes == 0 || genes > u32::MAX as usize {
+        return Err(Error::param("genes", format!("{genes} genes: give 1 to {}", u32::MAX)));
+    }
+    let Some(cells) = cells else { return Ok(()) };
+    if cells == 0 {
+        return Err(Error::param("cells", "0 cells: give at least 1"));
+    }
+    let bytes = cells as f64 * genes as f64 * 0.5 * 8.0;
+    let available = available_memory_bytes();
+    if bytes > available {
+        return Err(Error::param(
+            "cells",
+            format!(
+                "{cells} cells x {genes} genes need about {:.1} GiB, more than the {:.1} GiB of memory available",
+                bytes / 1024f64.powi(3),
+                available / 1024f64.powi(3)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `MemAvailable` from /proc/meminfo; 8 GiB where it cannot be read.
+fn available_memory_bytes() -> f64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(8.0 * 1024f64.powi(3), |kb| kb * 1024.0)
 }
 
 fn fit(input: &std::path::Path, out: Option<&PathBuf>) -> Result<()> {

@@ -99,7 +99,19 @@ fn run_profile(
         cfg.seeds.len(),
         cfg.conditions().len()
     );
-    let output = run_study(&cfg, text, out, progress)?;
+    let existed = out.exists();
+    let lock = StudyLock::acquire(out)?;
+    let output = match run_study(&cfg, text, out, progress) {
+        Ok(o) => o,
+        Err(e) => {
+            drop(lock);
+            remove_if_empty(&out.join("runs"));
+            if !existed {
+                remove_if_empty(out);
+            }
+            return Err(e);
+        }
+    };
     let figures = draw_all(&cfg, &output, out)?;
     let ctx = ReportContext {
         profile_name: &cfg.name,
@@ -111,6 +123,7 @@ fn run_profile(
         n_computed: output.n_computed,
     };
     write_outputs(&output.records, &ctx, out)?;
+    drop(lock);
     eprintln!(
         "wrote {} and {} ({} grid cells, {:.1} s)",
         out.join("REPORT.md").display(),
@@ -128,4 +141,53 @@ fn run_profile(
         println!("{v}");
     }
     Ok(())
+}
+
+/// Remove `dir` if it exists and is empty (a failed study leaves no empty folders).
+fn remove_if_empty(dir: &Path) {
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none()) {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// `OUT/.study.lock`, holding the pid of the study writing to OUT: a second study on the
+/// same folder is refused while the first runs (their records would mix in `runs/`). A
+/// lock whose process is gone (a killed study) is taken over, so resuming needs no cleanup.
+struct StudyLock {
+    path: PathBuf,
+}
+
+impl StudyLock {
+    fn acquire(out: &Path) -> Result<Self> {
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let path = out.join(".study.lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    write!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(StudyLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                    let pid = pid.trim();
+                    if !pid.is_empty() && Path::new("/proc").join(pid).exists() {
+                        return Err(Error::param(
+                            "out",
+                            format!("another study (pid {pid}) is writing to {}; wait for it or choose another --out", out.display()),
+                        ));
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::param("out", format!("cannot take the lock {}", path.display())))
+    }
+}
+
+impl Drop for StudyLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -77,6 +77,12 @@ pub struct TokenizeInfoArgs {
     /// Seed for tie draws and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Read raw/X instead of X.
+    #[arg(long)]
+    pub use_raw: bool,
+    /// What the values are, overriding detection: counts or log-normalized.
+    #[arg(long)]
+    pub value_kind: Option<ValueKind>,
 }
 
 impl TokenizeInfoArgs {
@@ -219,7 +225,8 @@ pub fn summary(v: &Value) -> String {
 /// Run `scrobust tokenize-info`: read the file, measure, print the summary to stderr and,
 /// with `--json`, the JSON object to stdout.
 pub fn run(args: &TokenizeInfoArgs) -> Result<()> {
-    let ds = crate::data::h5ad::read_h5ad(&args.data, &crate::data::h5ad::ReadOptions::default())?;
+    let ds = super::read_input(&args.data, args.use_raw, args.value_kind)?;
+    super::require_cells(&ds, "data set")?;
     let v = run_on_dataset(&ds, args)?;
     eprintln!("{}", summary(&v));
     if args.json {

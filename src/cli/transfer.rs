@@ -12,9 +12,8 @@ use crate::baseline::neighbors::NeighborMethod;
 use crate::baseline::{
     restrict_to_query_genes, BaselineMethod, KnnParams, LogisticParams, SeuratParams,
 };
-use crate::data::h5ad::{read_h5ad, write_h5ad, ReadOptions};
 use crate::data::split::{split_by_cell_ids, split_by_values, split_stratified};
-use crate::data::{Column, Dataset, Labels};
+use crate::data::{Column, Dataset, Labels, ValueKind};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::eval::Prediction;
@@ -60,6 +59,9 @@ pub struct TransferArgs {
     /// Read raw/X instead of X.
     #[arg(long)]
     pub use_raw: bool,
+    /// What the values are, overriding detection: counts or log-normalized.
+    #[arg(long)]
+    pub value_kind: Option<ValueKind>,
     /// Seurat anchor filtering neighbours (off by default, as in Seurat v5; Seurat 4 used 200).
     #[arg(long)]
     pub k_filter: Option<usize>,
@@ -85,14 +87,8 @@ pub struct TransferArgs {
     pub json: bool,
 }
 
-fn read(path: &Path, use_raw: bool) -> Result<Dataset> {
-    read_h5ad(
-        path,
-        &ReadOptions {
-            use_raw,
-            ..Default::default()
-        },
-    )
+fn read(path: &Path, args: &TransferArgs) -> Result<Dataset> {
+    super::read_input(path, args.use_raw, args.value_kind)
 }
 
 fn read_ids(path: &Path) -> Result<Vec<String>> {
@@ -157,11 +153,11 @@ fn load(args: &TransferArgs) -> Result<(Dataset, Dataset)> {
                     "the split options (--reference-cells, --split-key, --split ...) need --data, not --reference and --query",
                 ));
             }
-            Ok((read(r, args.use_raw)?, read(q, args.use_raw)?))
+            Ok((read(r, args)?, read(q, args)?))
         }
         (None, None, Some(d)) => {
             let split = one_file_split(args)?;
-            let ds = read(d, args.use_raw)?;
+            let ds = read(d, args)?;
             let (rows_ref, rows_query) = match split {
                 OneFileSplit::CellLists(rc, qc) => {
                     split_by_cell_ids(&ds, &read_ids(rc)?, &read_ids(qc)?)?
@@ -190,7 +186,10 @@ fn label_strings(ds: &Dataset, key: &str) -> Result<Vec<Option<String>>> {
 
 /// Run the command.
 pub fn run(args: TransferArgs) -> Result<()> {
+    check_transfer_outputs(&args)?;
     let (reference, query) = load(&args)?;
+    super::require_cells(&reference, "reference")?;
+    super::require_cells(&query, "query")?;
     let ref_labels: Labels = reference.labels(&args.label_key)?;
     let truth = label_strings(&query, &args.label_key)?;
     let method = match args.method.as_str() {
@@ -256,23 +255,14 @@ pub fn run(args: TransferArgs) -> Result<()> {
             report.n_cells
         );
     }
+    let mut staged = super::Staged::default();
     if let Some(path) = &args.out {
-        let mut csv = String::from("cell_id,true_label,predicted_label,score\n");
-        for (i, t) in truth.iter().enumerate() {
-            let t = t.as_deref().unwrap_or("");
-            csv.push_str(&format!(
-                "{},{},{},{}\n",
-                quote(&query.cell_ids[i]),
-                quote(t),
-                quote(prediction.label(i)),
-                prediction.scores[i]
-            ));
-        }
-        crate::study::write_atomic(path, csv.as_bytes())?;
+        staged.bytes(path, prediction_csv(&query, &truth, &prediction).as_bytes())?;
     }
     if let Some(path) = &args.out_h5ad {
-        write_h5ad(&annotated_query(&query, &prediction)?, path)?;
+        staged.h5ad(path, &annotated_query(&query, &prediction)?)?;
     }
+    staged.commit()?;
     eprintln!(
         "{}: accuracy {:.4}, macro F1 {:.4} on {} query cells ({:.2} s)",
         method.as_str(),
@@ -298,6 +288,45 @@ pub fn run(args: TransferArgs) -> Result<()> {
         println!("{obj}");
     }
     Ok(())
+}
+
+/// Every input file of the command, and refuse outputs that are one of them.
+fn check_transfer_outputs(args: &TransferArgs) -> Result<()> {
+    let inputs: Vec<&Path> = [
+        &args.reference,
+        &args.query,
+        &args.data,
+        &args.reference_cells,
+        &args.query_cells,
+    ]
+    .into_iter()
+    .flatten()
+    .map(PathBuf::as_path)
+    .collect();
+    let mut outputs = Vec::new();
+    if let Some(p) = &args.out {
+        outputs.push(("out", p.as_path()));
+    }
+    if let Some(p) = &args.out_h5ad {
+        outputs.push(("out-h5ad", p.as_path()));
+    }
+    super::check_outputs(&inputs, &outputs)
+}
+
+/// The prediction CSV: `cell_id,true_label,predicted_label,score`.
+fn prediction_csv(query: &Dataset, truth: &[Option<String>], prediction: &Prediction) -> String {
+    let mut csv = String::from("cell_id,true_label,predicted_label,score\n");
+    for (i, t) in truth.iter().enumerate() {
+        let t = t.as_deref().unwrap_or("");
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            quote(&query.cell_ids[i]),
+            quote(t),
+            quote(prediction.label(i)),
+            prediction.scores[i]
+        ));
+    }
+    csv
 }
 
 /// The query with the predictions as obs columns `predicted_label` (categorical over the
@@ -335,6 +364,7 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::h5ad::{read_h5ad, write_h5ad, ReadOptions};
 
     /// Fields with commas or quotes are quoted as CSV requires; plain ones are not.
     #[test]
@@ -358,6 +388,7 @@ mod tests {
             label_key: label_key.into(),
             method: "knn".into(),
             use_raw: false,
+            value_kind: None,
             k_filter: None,
             nn: "exact".into(),
             n_trees: 50,
@@ -485,6 +516,7 @@ mod tests {
             label_key: "label".into(),
             method: "seurat".into(),
             use_raw: false,
+            value_kind: None,
             k_filter: None,
             nn: "exact".into(),
             n_trees: 50,

@@ -25,6 +25,14 @@ use crate::error::{Error, Result};
 /// log-normalized values mean scaled data, which must not be tokenized or re-normalized),
 /// integer-valued when counts are expected, and no empty cells.
 pub fn validate(ds: &Dataset, expect: ValueKind) -> Result<()> {
+    if expect == ValueKind::Scaled {
+        return Err(Error::invalid(
+            &ds.source,
+            "X",
+            "the values are scaled (negative entries): analyses need counts or log-normalized \
+             values; if the file keeps them in raw/X, pass --use-raw",
+        ));
+    }
     for r in 0..ds.n_obs() {
         let (idx, val) = ds.x.row(r);
         for (&c, &v) in idx.iter().zip(val) {
@@ -57,6 +65,12 @@ pub fn validate(ds: &Dataset, expect: ValueKind) -> Result<()> {
         }
     }
     ds.check_no_empty_cells()
+}
+
+/// Check that `ds` can be analysed as the kind it was read as (detected or declared):
+/// every analysis command calls this on each input before fitting anything.
+pub fn validate_for_analysis(ds: &Dataset) -> Result<()> {
+    validate(ds, ds.value_kind)
 }
 
 #[cfg(test)]

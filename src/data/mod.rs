@@ -21,16 +21,28 @@ pub enum ValueKind {
     Counts,
     /// Already normalized and log-transformed (e.g. log1p of CP10k); must not be logged again.
     LogNormalized,
+    /// Centred/scaled values (negative entries): described by `inspect`, refused by every
+    /// analysis, which needs counts or log-normalized values (often in `raw/X`).
+    Scaled,
 }
 
 impl ValueKind {
-    /// Detect the kind from stored values: all finite, non-negative and integer-valued
-    /// means counts; anything else is treated as log-normalized.
+    /// Detect the kind from stored values. Any negative value means scaled data. Otherwise
+    /// the matrix is counts when most of its non-zero values are integers: one stray 1.5 in
+    /// a count matrix must not turn it into "log-normalized" (and skip normalization), it
+    /// must make the counts invalid, which [`h5ad::validate`] then reports by cell and gene.
+    /// Log-normalized values are practically never integers, so the majority rule separates
+    /// the two with a wide margin.
     pub fn detect(values: &[f32]) -> Self {
-        let is_counts = values
-            .iter()
-            .all(|&v| v.is_finite() && v >= 0.0 && v.fract() == 0.0);
-        if is_counts {
+        if values.iter().any(|&v| v < 0.0) {
+            return ValueKind::Scaled;
+        }
+        let (mut nonzero, mut integer) = (0usize, 0usize);
+        for &v in values.iter().filter(|v| **v != 0.0) {
+            nonzero += 1;
+            integer += usize::from(v.is_finite() && v.fract() == 0.0);
+        }
+        if 2 * integer >= nonzero {
             ValueKind::Counts
         } else {
             ValueKind::LogNormalized
@@ -42,6 +54,23 @@ impl ValueKind {
         match self {
             ValueKind::Counts => "counts",
             ValueKind::LogNormalized => "log_normalized",
+            ValueKind::Scaled => "scaled",
+        }
+    }
+}
+
+impl std::str::FromStr for ValueKind {
+    type Err = Error;
+
+    /// `counts` or `log-normalized` (also `log_normalized`): the kinds a user may declare.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "counts" => Ok(ValueKind::Counts),
+            "log-normalized" | "log_normalized" => Ok(ValueKind::LogNormalized),
+            other => Err(Error::param(
+                "value-kind",
+                format!("'{other}' is not a value kind; use counts or log-normalized"),
+            )),
         }
     }
 }
@@ -271,6 +300,12 @@ impl Dataset {
                     .collect(),
                 classes: categories.clone(),
             }),
+            Column::Float(v) if v.iter().any(|x| x.fract() != 0.0) => Err(Error::invalid(
+                &self.source,
+                format!("obs/{key}"),
+                "a continuous (non-integer float) column cannot hold cell-type labels; \
+                 pick a categorical or string column",
+            )),
             other => {
                 let strings: Vec<String> = (0..other.len())
                     .map(|i| other.get_str(i).unwrap_or_default())
@@ -354,5 +389,26 @@ impl Dataset {
                 ),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One stray non-integer keeps a count matrix "counts" (validation then names it); one
+    /// negative value makes it "scaled"; log1p(CP10k) values are "log-normalized".
+    #[test]
+    fn value_kind_detection_is_robust_to_stray_values() {
+        let mut counts: Vec<f32> = (0..1000).map(|i| (i % 7) as f32).collect();
+        assert_eq!(ValueKind::detect(&counts), ValueKind::Counts);
+        counts[10] = 1.5;
+        assert_eq!(ValueKind::detect(&counts), ValueKind::Counts);
+        counts[11] = -3.0;
+        assert_eq!(ValueKind::detect(&counts), ValueKind::Scaled);
+        let logged: Vec<f32> = (0..1000).map(|i| ((i % 7) as f32 * 3.3).ln_1p()).collect();
+        assert_eq!(ValueKind::detect(&logged), ValueKind::LogNormalized);
+        assert_eq!("log-normalized".parse::<ValueKind>().unwrap(), ValueKind::LogNormalized);
+        assert!("scaled".parse::<ValueKind>().is_err());
     }
 }

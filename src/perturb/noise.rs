@@ -153,7 +153,7 @@ impl GaussianNoise {
     /// `space = Counts` with log-normalized data (there are no counts to perturb).
     pub fn apply(&self, x: &CsrMatrix, kind: ValueKind, seed: u64) -> Result<Perturbed> {
         self.check()?;
-        if self.space == NoiseSpace::Counts && kind == ValueKind::LogNormalized {
+        if self.space == NoiseSpace::Counts && kind != ValueKind::Counts {
             return Err(Error::param(
                 "noise space",
                 "'counts' needs count data, but the values are log-normalized; use log_normalized",

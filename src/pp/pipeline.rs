@@ -77,7 +77,7 @@ impl PcaPipeline {
         let lognorm = log_normalized(x, kind, self.target_sum);
         let hvg = match (self.hvg.selected_flavor(), kind) {
             (HvgFlavor::SeuratV3, ValueKind::Counts) => self.hvg.fit(x)?,
-            (HvgFlavor::SeuratV3, ValueKind::LogNormalized) => {
+            (HvgFlavor::SeuratV3, ValueKind::LogNormalized | ValueKind::Scaled) => {
                 return Err(Error::param(
                     "hvg flavor",
                     "seurat_v3 needs raw counts but the data are log-normalized; use seurat",

@@ -70,10 +70,11 @@ pub fn run_study(
     out: &Path,
     progress: bool,
 ) -> Result<StudyOutput> {
+    // The profile is checked before any folder is made: a config error leaves nothing.
+    let ctx = MethodContext::from_profile(profile_text)?;
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
-    let shared = crate::study::tasks::shared_data_dir();
-    let ctx = MethodContext::from_profile(profile_text)?;
+    let real = crate::study::tasks::real_data_dirs();
     let conditions = cfg.conditions();
     let mut records = Vec::new();
     let mut notes = Vec::new();
@@ -87,20 +88,7 @@ pub fn run_study(
     let bar = progress_bar(n_groups as u64, progress);
 
     for spec in &cfg.datasets {
-        let task = match load_task(spec, shared.as_deref())? {
-            Some(t) => t,
-            None => {
-                notes.push(format!(
-                    "{}: skipped (shared data folder not found; set SCROBUST_SHARED_DATA)",
-                    spec.name()
-                ));
-                bar.inc(
-                    (cfg.seeds.len() * cfg.methods.len() * reference_groups(&conditions).len())
-                        as u64,
-                );
-                continue;
-            }
-        };
+        let task = load_task(spec, &real)?;
         for n in &task.notes {
             notes.push(format!("{}: {n}", task.name));
         }

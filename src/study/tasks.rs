@@ -9,7 +9,7 @@ use crate::data::split::{
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::study::config::DatasetSpec;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A reference/query pair ready for every method.
 #[derive(Debug, Clone)]
@@ -28,18 +28,49 @@ pub struct Task {
     pub notes: Vec<String>,
 }
 
-/// The shared real data folder: `SCROBUST_SHARED_DATA`, else `../shared/data` next to
-/// the working directory. `None` when it does not exist.
-pub fn shared_data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SCROBUST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"));
-    dir.is_dir().then_some(dir)
+/// The folders searched for the real data sets, in order: the repository's `data/` (the
+/// working directory's when it holds `splits/`, else the one this binary was built from),
+/// then the optional extra folder `SCROBUST_SHARED_DATA` of the same layout.
+pub fn real_data_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let cwd = PathBuf::from("data");
+    if cwd.join("splits").is_dir() {
+        dirs.push(cwd);
+    } else {
+        let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
+        if built.join("splits").is_dir() {
+            dirs.push(built);
+        }
+    }
+    if let Some(extra) = std::env::var_os("SCROBUST_SHARED_DATA").map(PathBuf::from) {
+        if extra.is_dir() {
+            dirs.push(extra);
+        }
+    }
+    dirs
 }
 
-/// Load the task a spec describes. Returns `Ok(None)` for a shared task when the shared
-/// data folder is absent (the study notes it and goes on).
-pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Task>> {
+/// The first of `dirs` that holds `rel`; an error naming every place looked at otherwise.
+pub fn locate_real(dirs: &[PathBuf], rel: &str) -> Result<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(rel))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            Error::invalid(
+                rel,
+                "",
+                format!(
+                    "real data file not found in [{}] (the repository's data/ or SCROBUST_SHARED_DATA)",
+                    looked.join(", ")
+                ),
+            )
+        })
+}
+
+/// Load the task a spec describes; `real` are the folders searched for the real tasks
+/// (see [`real_data_dirs`]).
+pub fn load_task(spec: &DatasetSpec, real: &[PathBuf]) -> Result<Task> {
     match spec {
         DatasetSpec::Simulated {
             name,
@@ -69,12 +100,8 @@ pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Tas
                 "cell_type",
                 notes,
             )
-            .map(Some)
         }
-        DatasetSpec::Shared { name, task } => {
-            let Some(dir) = shared else { return Ok(None) };
-            load_shared_task(name, task, dir).map(Some)
-        }
+        DatasetSpec::Shared { name, task } => load_shared_task(name, task, real),
         DatasetSpec::H5ad {
             name,
             label_key,
@@ -94,7 +121,7 @@ pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Tas
                 (Some(r), Some(q), None) => {
                     let r = read_h5ad(r, &opts)?;
                     let q = read_h5ad(q, &opts)?;
-                    finish(name, &r, &q, label_key, vec![]).map(Some)
+                    finish(name, &r, &q, label_key, vec![])
                 }
                 (None, None, Some(d)) => {
                     let ds = read_h5ad(d, &opts)?;
@@ -115,7 +142,6 @@ pub fn load_task(spec: &DatasetSpec, shared: Option<&Path>) -> Result<Option<Tas
                         label_key,
                         vec![],
                     )
-                    .map(Some)
                 }
                 _ => Err(Error::param(
                     format!("study.datasets.{name}"),
@@ -134,10 +160,9 @@ fn profile_name(spec: &DatasetSpec) -> &str {
 }
 
 /// The shared tasks of `splits/<task>/info.json`.
-fn load_shared_task(name: &str, task: &str, dir: &Path) -> Result<Task> {
-    let split_dir = dir.join("splits").join(task);
-    let ref_ids = read_cell_list(&split_dir.join("ref_cells.txt"))?;
-    let query_ids = read_cell_list(&split_dir.join("query_cells.txt"))?;
+fn load_shared_task(name: &str, task: &str, dirs: &[PathBuf]) -> Result<Task> {
+    let ref_ids = read_cell_list(&locate_real(dirs, &format!("splits/{task}/ref_cells.txt"))?)?;
+    let query_ids = read_cell_list(&locate_real(dirs, &format!("splits/{task}/query_cells.txt"))?)?;
     let (file, label_key, use_raw) = match task {
         "kang" => ("muscat_kang_pbmc.h5ad", "label", false),
         "cbmc" => ("scdcc_cite_cbmc_top2000.h5ad", "label", false),
@@ -145,8 +170,8 @@ fn load_shared_task(name: &str, task: &str, dir: &Path) -> Result<Task> {
         "pbmc68k" => ("scanpy_pbmc68k_reduced.h5ad", "bulk_labels", true),
         "pancreas_xin_wang" => {
             let opts = ReadOptions::default();
-            let r = read_h5ad(&dir.join("scclassify_xin_ref.h5ad"), &opts)?;
-            let q = read_h5ad(&dir.join("scclassify_wang_query.h5ad"), &opts)?;
+            let r = read_h5ad(&locate_real(dirs, "scclassify_xin_ref.h5ad")?, &opts)?;
+            let q = read_h5ad(&locate_real(dirs, "scclassify_wang_query.h5ad")?, &opts)?;
             let (ri, _) = split_by_cell_ids(&r, &ref_ids, &[])?;
             let (_, qi) = split_by_cell_ids(&q, &[], &query_ids)?;
             let notes = vec!["Xin -> Wang: query cells of classes absent from the reference are not scored".into()];
@@ -160,7 +185,7 @@ fn load_shared_task(name: &str, task: &str, dir: &Path) -> Result<Task> {
         }
     };
     let ds = read_h5ad(
-        &dir.join(file),
+        &locate_real(dirs, file)?,
         &ReadOptions {
             use_raw,
             value_kind: None,
@@ -184,6 +209,13 @@ fn finish(
     label_key: &str,
     mut notes: Vec<String>,
 ) -> Result<Task> {
+    crate::data::h5ad::validate_for_analysis(reference)?;
+    crate::data::h5ad::validate_for_analysis(query)?;
+    for (ds, role) in [(reference, "reference"), (query, "query")] {
+        if ds.n_obs() == 0 {
+            return Err(Error::invalid(&ds.source, "X", format!("the {role} of data set '{name}' has no cells")));
+        }
+    }
     let reference_labels = reference.labels(label_key)?;
     let query_labels = query.labels(label_key)?;
     let query_truth: Vec<Option<String>> = (0..query.n_obs())

@@ -310,7 +310,9 @@ pub fn tokenize_rank(
 pub fn rank_encoding_input(x: &CsrMatrix, kind: crate::data::ValueKind) -> CsrMatrix {
     match kind {
         crate::data::ValueKind::Counts => x.clone(),
-        crate::data::ValueKind::LogNormalized => x.map_values(f32::exp_m1),
+        crate::data::ValueKind::LogNormalized | crate::data::ValueKind::Scaled => {
+            x.map_values(f32::exp_m1)
+        }
     }
 }
 
