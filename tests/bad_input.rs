@@ -36,8 +36,16 @@ fn write(dir: &Path, name: &str, ds: &Dataset) -> PathBuf {
 /// A valid reference `ref.h5ad` and query `query.h5ad` in `dir`.
 fn pair(dir: &Path) {
     let ds = counts(60, 3);
-    write(dir, "ref.h5ad", &ds.select_cells(&(0..30).collect::<Vec<_>>()));
-    write(dir, "query.h5ad", &ds.select_cells(&(30..60).collect::<Vec<_>>()));
+    write(
+        dir,
+        "ref.h5ad",
+        &ds.select_cells(&(0..30).collect::<Vec<_>>()),
+    );
+    write(
+        dir,
+        "query.h5ad",
+        &ds.select_cells(&(30..60).collect::<Vec<_>>()),
+    );
 }
 
 /// Overwrite one dataset of an h5ad in place (for corruptions the writer would not make).
@@ -85,7 +93,10 @@ struct Case {
 fn missing_data_config() -> String {
     let smoke = include_str!("../configs/smoke.toml");
     let sim = "kind = \"simulated\"\nname = \"myeloid-like\"\nprofile = \"myeloid-like\"\ncells = 600\ngenes = 300\nseed = 1\n";
-    assert!(smoke.contains(sim), "configs/smoke.toml changed: update this test");
+    assert!(
+        smoke.contains(sim),
+        "configs/smoke.toml changed: update this test"
+    );
     smoke.replace(
         sim,
         "kind = \"h5ad\"\nname = \"mine\"\nlabel_key = \"label\"\ndata = \"nowhere.h5ad\"\ntrain_fraction = 0.8\n",
@@ -94,37 +105,399 @@ fn missing_data_config() -> String {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "missing file", setup: |d| { pair(d); std::fs::remove_file(d.join("query.h5ad")).unwrap(); }, argv: || transfer(&[]), expect: "query.h5ad" },
-        Case { name: "directory as input", setup: |d| { pair(d); std::fs::remove_file(d.join("query.h5ad")).unwrap(); std::fs::create_dir(d.join("query.h5ad")).unwrap(); }, argv: || transfer(&[]), expect: "query.h5ad" },
-        Case { name: "empty file", setup: |d| { pair(d); std::fs::write(d.join("query.h5ad"), b"").unwrap(); }, argv: || transfer(&[]), expect: "query.h5ad" },
-        Case { name: "text file", setup: |d| { pair(d); std::fs::write(d.join("query.h5ad"), b"cell,gene\n1,2\n").unwrap(); }, argv: || transfer(&[]), expect: "query.h5ad" },
-        Case { name: "truncated file", setup: |d| { pair(d); let p = d.join("query.h5ad"); let b = std::fs::read(&p).unwrap(); std::fs::write(&p, &b[..b.len() / 2]).unwrap(); }, argv: || transfer(&[]), expect: "query.h5ad" },
-        Case { name: "hdf5 without X", setup: |d| { pair(d); let f = hdf5::File::create(d.join("query.h5ad")).unwrap(); f.create_group("obs").unwrap(); }, argv: || transfer(&[]), expect: "'x' not found" },
-        Case { name: "missing label key", setup: pair, argv: || { let mut v = transfer(&[]); v[6] = "cell_type".into(); v }, expect: "cell_type" },
-        Case { name: "NaN value", setup: |d| { pair(d); let mut q = counts(30, 3); q.x.data_mut()[5] = f32::NAN; write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "nan" },
-        Case { name: "Inf value", setup: |d| { pair(d); let mut q = counts(30, 3); q.x.data_mut()[5] = f32::INFINITY; write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "inf" },
-        Case { name: "negative value", setup: |d| { pair(d); let mut q = counts(30, 3); q.x.data_mut()[5] = -3.0; write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "scaled" },
-        Case { name: "non-integer value in counts", setup: |d| { pair(d); let mut q = counts(30, 3); q.x.data_mut()[5] = 1.5; write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "non-integer" },
-        Case { name: "all-zero cell", setup: |d| { pair(d); let q = counts(30, 3); let mut dense = q.x.to_dense(); dense.row_mut(3).fill(0.0); let q = Dataset { x: CsrMatrix::from_dense(&dense), ..q }; write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "empty cell" },
-        Case { name: "duplicate genes", setup: |d| { pair(d); let mut q = counts(30, 3); q.gene_names[1] = "g0".into(); write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "g0" },
-        Case { name: "no shared genes", setup: |d| { pair(d); let mut q = counts(30, 3); for g in &mut q.gene_names { g.insert(0, 'x'); } write(d, "query.h5ad", &q); }, argv: || transfer(&[]), expect: "gene" },
-        Case { name: "index out of range", setup: |d| { pair(d); let q = d.join("query.h5ad"); let n = counts(30, 3).x.nnz(); let mut idx: Vec<i32> = counts(30, 3).x.indices().iter().map(|&i| i as i32).collect(); idx[n / 2] = 500; patch(&q, "X/indices", &idx); }, argv: || transfer(&[]), expect: "indices" },
-        Case { name: "categorical code out of range", setup: |d| { pair(d); let codes: Vec<i8> = (0..30).map(|i| if i == 4 { 9 } else { (i % 3) as i8 }).collect(); patch(&d.join("query.h5ad"), "obs/label/codes", &codes); }, argv: || transfer(&[]), expect: "label" },
-        Case { name: "output equals the query", setup: pair, argv: || { let mut v = transfer(&[]); v[10] = "query.h5ad".into(); v }, expect: "also an input" },
-        Case { name: "h5ad output equals the reference", setup: pair, argv: || transfer(&["--out-h5ad", "./ref.h5ad"]), expect: "also an input" },
-        Case { name: "zero-cell query", setup: |d| { pair(d); write(d, "query.h5ad", &counts(30, 3).select_cells(&[])); }, argv: || transfer(&[]), expect: "no cells" },
-        Case { name: "continuous label column", setup: |d| { let mut ds = counts(60, 3); ds.obs = vec![("label".into(), Column::Float((0..60).map(|i| i as f64 * 0.37).collect()))]; write(d, "ref.h5ad", &ds); write(d, "query.h5ad", &ds); }, argv: || transfer(&[]), expect: "continuous" },
-        Case { name: "one-class reference for train", setup: |d| { let ds = counts(30, 1); write(d, "ref.h5ad", &ds); write(d, "query.h5ad", &counts(30, 3)); }, argv: || args(&["train", "--model", "scgpt", "--reference", "ref.h5ad", "--query", "query.h5ad", "--label-key", "label", "--out", "pred.csv"]), expect: "class" },
-        Case { name: "train output equals an input", setup: pair, argv: || args(&["train", "--model", "scgpt", "--reference", "ref.h5ad", "--query", "query.h5ad", "--label-key", "label", "--out", "ref.h5ad"]), expect: "also an input" },
-        Case { name: "out-of-range noise", setup: pair, argv: || args(&["tokenize-info", "--data", "query.h5ad", "--tokenizer", "binning", "--noise-fraction", "1.5"]), expect: "1.5" },
-        Case { name: "bogus value kind", setup: pair, argv: || transfer(&["--value-kind", "tpm"]), expect: "value" },
-        Case { name: "invalid study config", setup: |d| std::fs::write(d.join("bad.toml"), "[study]\nname = 3\n").unwrap(), argv: || args(&["study", "--no-progress", "--config", "bad.toml", "--out", "res"]), expect: "bad.toml" },
-        Case { name: "study config naming a missing data file", setup: |d| std::fs::write(d.join("bad.toml"), missing_data_config()).unwrap(), argv: || args(&["study", "--no-progress", "--config", "bad.toml", "--out", "res"]), expect: "nowhere.h5ad" },
-        Case { name: "second study on a locked folder", setup: |d| { std::fs::create_dir(d.join("res")).unwrap(); std::fs::write(d.join("res/.study.lock"), std::process::id().to_string()).unwrap(); }, argv: || args(&["study", "--no-progress", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"), "--out", "res"]), expect: "another study" },
-        Case { name: "simulate 1e12 cells", setup: |_| {}, argv: || args(&["simulate", "--profile", "pancreas-like", "--cells", "1000000000000", "--out", "sim.h5ad"]), expect: "memory" },
-        Case { name: "simulate u64::MAX cells", setup: |_| {}, argv: || args(&["simulate", "--profile", "pancreas-like", "--cells", "18446744073709551615", "--out", "sim.h5ad"]), expect: "cells" },
-        Case { name: "simulate zero genes", setup: |_| {}, argv: || args(&["simulate", "--profile", "pancreas-like", "--genes", "0", "--out", "sim.h5ad"]), expect: "genes" },
-        Case { name: "unknown method", setup: pair, argv: || { let mut v = transfer(&[]); v[8] = "svm".into(); v }, expect: "svm" },
+        Case {
+            name: "missing file",
+            setup: |d| {
+                pair(d);
+                std::fs::remove_file(d.join("query.h5ad")).unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "query.h5ad",
+        },
+        Case {
+            name: "directory as input",
+            setup: |d| {
+                pair(d);
+                std::fs::remove_file(d.join("query.h5ad")).unwrap();
+                std::fs::create_dir(d.join("query.h5ad")).unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "query.h5ad",
+        },
+        Case {
+            name: "empty file",
+            setup: |d| {
+                pair(d);
+                std::fs::write(d.join("query.h5ad"), b"").unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "query.h5ad",
+        },
+        Case {
+            name: "text file",
+            setup: |d| {
+                pair(d);
+                std::fs::write(d.join("query.h5ad"), b"cell,gene\n1,2\n").unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "query.h5ad",
+        },
+        Case {
+            name: "truncated file",
+            setup: |d| {
+                pair(d);
+                let p = d.join("query.h5ad");
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "query.h5ad",
+        },
+        Case {
+            name: "hdf5 without X",
+            setup: |d| {
+                pair(d);
+                let f = hdf5::File::create(d.join("query.h5ad")).unwrap();
+                f.create_group("obs").unwrap();
+            },
+            argv: || transfer(&[]),
+            expect: "'x' not found",
+        },
+        Case {
+            name: "missing label key",
+            setup: pair,
+            argv: || {
+                let mut v = transfer(&[]);
+                v[6] = "cell_type".into();
+                v
+            },
+            expect: "cell_type",
+        },
+        Case {
+            name: "NaN value",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                q.x.data_mut()[5] = f32::NAN;
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "nan",
+        },
+        Case {
+            name: "Inf value",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                q.x.data_mut()[5] = f32::INFINITY;
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "inf",
+        },
+        Case {
+            name: "negative value",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                q.x.data_mut()[5] = -3.0;
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "scaled",
+        },
+        Case {
+            name: "non-integer value in counts",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                q.x.data_mut()[5] = 1.5;
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "non-integer",
+        },
+        Case {
+            name: "all-zero cell",
+            setup: |d| {
+                pair(d);
+                let q = counts(30, 3);
+                let mut dense = q.x.to_dense();
+                dense.row_mut(3).fill(0.0);
+                let q = Dataset {
+                    x: CsrMatrix::from_dense(&dense),
+                    ..q
+                };
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "empty cell",
+        },
+        Case {
+            name: "duplicate genes",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                q.gene_names[1] = "g0".into();
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "g0",
+        },
+        Case {
+            name: "no shared genes",
+            setup: |d| {
+                pair(d);
+                let mut q = counts(30, 3);
+                for g in &mut q.gene_names {
+                    g.insert(0, 'x');
+                }
+                write(d, "query.h5ad", &q);
+            },
+            argv: || transfer(&[]),
+            expect: "gene",
+        },
+        Case {
+            name: "index out of range",
+            setup: |d| {
+                pair(d);
+                let q = d.join("query.h5ad");
+                let n = counts(30, 3).x.nnz();
+                let mut idx: Vec<i32> = counts(30, 3)
+                    .x
+                    .indices()
+                    .iter()
+                    .map(|&i| i as i32)
+                    .collect();
+                idx[n / 2] = 500;
+                patch(&q, "X/indices", &idx);
+            },
+            argv: || transfer(&[]),
+            expect: "indices",
+        },
+        Case {
+            name: "categorical code out of range",
+            setup: |d| {
+                pair(d);
+                let codes: Vec<i8> = (0..30)
+                    .map(|i| if i == 4 { 9 } else { (i % 3) as i8 })
+                    .collect();
+                patch(&d.join("query.h5ad"), "obs/label/codes", &codes);
+            },
+            argv: || transfer(&[]),
+            expect: "label",
+        },
+        Case {
+            name: "output equals the query",
+            setup: pair,
+            argv: || {
+                let mut v = transfer(&[]);
+                v[10] = "query.h5ad".into();
+                v
+            },
+            expect: "also an input",
+        },
+        Case {
+            name: "h5ad output equals the reference",
+            setup: pair,
+            argv: || transfer(&["--out-h5ad", "./ref.h5ad"]),
+            expect: "also an input",
+        },
+        Case {
+            name: "zero-cell query",
+            setup: |d| {
+                pair(d);
+                write(d, "query.h5ad", &counts(30, 3).select_cells(&[]));
+            },
+            argv: || transfer(&[]),
+            expect: "no cells",
+        },
+        Case {
+            name: "continuous label column",
+            setup: |d| {
+                let mut ds = counts(60, 3);
+                ds.obs = vec![(
+                    "label".into(),
+                    Column::Float((0..60).map(|i| i as f64 * 0.37).collect()),
+                )];
+                write(d, "ref.h5ad", &ds);
+                write(d, "query.h5ad", &ds);
+            },
+            argv: || transfer(&[]),
+            expect: "continuous",
+        },
+        Case {
+            name: "one-class reference for train",
+            setup: |d| {
+                let ds = counts(30, 1);
+                write(d, "ref.h5ad", &ds);
+                write(d, "query.h5ad", &counts(30, 3));
+            },
+            argv: || {
+                args(&[
+                    "train",
+                    "--model",
+                    "scgpt",
+                    "--reference",
+                    "ref.h5ad",
+                    "--query",
+                    "query.h5ad",
+                    "--label-key",
+                    "label",
+                    "--out",
+                    "pred.csv",
+                ])
+            },
+            expect: "class",
+        },
+        Case {
+            name: "train output equals an input",
+            setup: pair,
+            argv: || {
+                args(&[
+                    "train",
+                    "--model",
+                    "scgpt",
+                    "--reference",
+                    "ref.h5ad",
+                    "--query",
+                    "query.h5ad",
+                    "--label-key",
+                    "label",
+                    "--out",
+                    "ref.h5ad",
+                ])
+            },
+            expect: "also an input",
+        },
+        Case {
+            name: "out-of-range noise",
+            setup: pair,
+            argv: || {
+                args(&[
+                    "tokenize-info",
+                    "--data",
+                    "query.h5ad",
+                    "--tokenizer",
+                    "binning",
+                    "--noise-fraction",
+                    "1.5",
+                ])
+            },
+            expect: "1.5",
+        },
+        Case {
+            name: "bogus value kind",
+            setup: pair,
+            argv: || transfer(&["--value-kind", "tpm"]),
+            expect: "value",
+        },
+        Case {
+            name: "invalid study config",
+            setup: |d| std::fs::write(d.join("bad.toml"), "[study]\nname = 3\n").unwrap(),
+            argv: || {
+                args(&[
+                    "study",
+                    "--no-progress",
+                    "--config",
+                    "bad.toml",
+                    "--out",
+                    "res",
+                ])
+            },
+            expect: "bad.toml",
+        },
+        Case {
+            name: "study config naming a missing data file",
+            setup: |d| std::fs::write(d.join("bad.toml"), missing_data_config()).unwrap(),
+            argv: || {
+                args(&[
+                    "study",
+                    "--no-progress",
+                    "--config",
+                    "bad.toml",
+                    "--out",
+                    "res",
+                ])
+            },
+            expect: "nowhere.h5ad",
+        },
+        Case {
+            name: "second study on a locked folder",
+            setup: |d| {
+                std::fs::create_dir(d.join("res")).unwrap();
+                std::fs::write(d.join("res/.study.lock"), std::process::id().to_string()).unwrap();
+            },
+            argv: || {
+                args(&[
+                    "study",
+                    "--no-progress",
+                    "--config",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
+                    "--out",
+                    "res",
+                ])
+            },
+            expect: "another study",
+        },
+        Case {
+            name: "simulate 1e12 cells",
+            setup: |_| {},
+            argv: || {
+                args(&[
+                    "simulate",
+                    "--profile",
+                    "pancreas-like",
+                    "--cells",
+                    "1000000000000",
+                    "--out",
+                    "sim.h5ad",
+                ])
+            },
+            expect: "memory",
+        },
+        Case {
+            name: "simulate u64::MAX cells",
+            setup: |_| {},
+            argv: || {
+                args(&[
+                    "simulate",
+                    "--profile",
+                    "pancreas-like",
+                    "--cells",
+                    "18446744073709551615",
+                    "--out",
+                    "sim.h5ad",
+                ])
+            },
+            expect: "cells",
+        },
+        Case {
+            name: "simulate zero genes",
+            setup: |_| {},
+            argv: || {
+                args(&[
+                    "simulate",
+                    "--profile",
+                    "pancreas-like",
+                    "--genes",
+                    "0",
+                    "--out",
+                    "sim.h5ad",
+                ])
+            },
+            expect: "genes",
+        },
+        Case {
+            name: "unknown method",
+            setup: pair,
+            argv: || {
+                let mut v = transfer(&[]);
+                v[8] = "svm".into();
+                v
+            },
+            expect: "svm",
+        },
     ]
 }
 
@@ -176,5 +549,11 @@ fn bad_input_catalogue() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }

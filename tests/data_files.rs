@@ -318,7 +318,9 @@ fn python_with_anndata() -> Option<PathBuf> {
     // Nothing is installed here: scripts/setup.sh puts anndata into .venv-tools.
     let python = std::env::var_os("SCROBUST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/python"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/python")
+        });
     let ok = std::process::Command::new(&python)
         .args(["-c", "import anndata"])
         .output()

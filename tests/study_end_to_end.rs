@@ -125,3 +125,47 @@ fn smoke_study_outputs_and_resume() {
     run_study(&part);
     assert_eq!(results_without_time(&part), rows);
 }
+
+fn study_with(args: &[&str], out: &Path) {
+    let status = Command::new(bin())
+        .args(["study", "--no-progress", "--config"])
+        .arg(smoke_config())
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .status()
+        .expect("run scrobust");
+    assert!(status.success(), "study {args:?} failed: {status}");
+}
+
+/// Shards 1/3, 2/3 and 3/3 are disjoint and cover the grid, and merging them gives, with
+/// nothing computed, exactly the results of one uninterrupted run.
+#[test]
+fn shards_merge_to_the_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    run_study(&full);
+    let mut shard_dirs = Vec::new();
+    let mut n_shard_records = 0;
+    for k in 1..=3 {
+        let dir = tmp.path().join(format!("shard{k}"));
+        study_with(&["--shard", &format!("{k}/3")], &dir);
+        assert!(!dir.join("REPORT.md").exists(), "a shard writes no report");
+        n_shard_records += std::fs::read_dir(dir.join("runs")).unwrap().count();
+        shard_dirs.push(dir);
+    }
+    let rows = results_without_time(&full);
+    assert_eq!(
+        n_shard_records,
+        rows.len(),
+        "shards must be disjoint and complete"
+    );
+    let merged = tmp.path().join("merged");
+    let mut args = vec!["--merge"];
+    let names: Vec<String> = shard_dirs.iter().map(|d| d.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    study_with(&args, &merged);
+    assert_eq!(results_without_time(&merged), rows);
+    let report = std::fs::read_to_string(merged.join("REPORT.md")).unwrap();
+    assert!(report.contains("config hash"));
+}

@@ -95,7 +95,10 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
 /// by much, and an accepted size leaves room for the writer's copy.
 fn check_size(cells: Option<usize>, genes: usize) -> Result<()> {
     if genes == 0 || genes > u32::MAX as usize {
-        return Err(Error::param("genes", format!("{genes} genes: give 1 to {}", u32::MAX)));
+        return Err(Error::param(
+            "genes",
+            format!("{genes} genes: give 1 to {}", u32::MAX),
+        ));
     }
     let Some(cells) = cells else { return Ok(()) };
     if cells == 0 {

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::study::config::StudyConfig;
 use crate::study::figures::draw_all;
 use crate::study::report::{write_outputs, ReportContext};
-use crate::study::runner::run_study;
+use crate::study::runner::{run_study, run_study_part, Shard};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,6 +28,14 @@ pub struct StudyArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Run only part K of N of the grid (e.g. `--shard 2/3`, one Slurm array task each);
+    /// writes its records to OUT/runs and no report. Merge with `--merge`.
+    #[arg(long, conflicts_with = "merge")]
+    pub shard: Option<Shard>,
+    /// Copy the records of these shard output folders into OUT/runs, then write the report
+    /// of the whole grid (units no shard ran are computed).
+    #[arg(long, num_args = 1..)]
+    pub merge: Vec<PathBuf>,
 }
 
 /// Arguments of `scrobust reproduce`.
@@ -54,14 +62,66 @@ pub fn run(args: &StudyArgs) -> Result<()> {
         args.config.display(),
         args.out.display()
     );
+    if !args.merge.is_empty() {
+        StudyConfig::from_toml_str(&text, &args.config)?;
+        merge_runs(&args.merge, &args.out)?;
+    }
+    let progress = !args.no_progress;
+    if let Some(shard) = args.shard {
+        return run_shard(&text, &args.config, &args.out, shard, progress);
+    }
     run_profile(
         &text,
         &args.config,
         &args.out,
         &command,
         args.json,
-        !args.no_progress,
+        progress,
     )
+}
+
+/// Run one shard of the grid: records only, no figures or report.
+fn run_shard(text: &str, path: &Path, out: &Path, shard: Shard, progress: bool) -> Result<()> {
+    let cfg = StudyConfig::from_toml_str(text, path)?;
+    let lock = StudyLock::acquire(out)?;
+    let output = run_study_part(&cfg, text, out, progress, Some(shard))?;
+    drop(lock);
+    eprintln!(
+        "shard {}/{}: {} records in {} ({} computed); merge the shards with --merge",
+        shard.index,
+        shard.count,
+        output.records.len(),
+        out.join("runs").display(),
+        output.n_computed
+    );
+    Ok(())
+}
+
+/// Copy every `runs/*.json` of `dirs` into `out/runs`. Records are named by the content
+/// hash of everything that determines them, so a name already present holds the same result.
+fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<()> {
+    let target = out.join("runs");
+    let mut copied = 0usize;
+    for dir in dirs {
+        let runs = dir.join("runs");
+        let entries = std::fs::read_dir(&runs).map_err(|e| Error::io(&runs, e))?;
+        std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+        for entry in entries {
+            let p = entry.map_err(|e| Error::io(&runs, e))?.path();
+            let Some(name) = p.file_name() else { continue };
+            if p.extension().is_some_and(|x| x == "json") && !target.join(name).exists() {
+                let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+                crate::study::write_atomic(&target.join(name), &bytes)?;
+                copied += 1;
+            }
+        }
+    }
+    eprintln!(
+        "merged {copied} records from {} folder(s) into {}",
+        dirs.len(),
+        target.display()
+    );
+    Ok(())
 }
 
 /// Run `scrobust reproduce`: the compiled-in quick profile.
@@ -162,7 +222,11 @@ impl StudyLock {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let path = out.join(".study.lock");
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     use std::io::Write;
                     write!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
@@ -182,7 +246,10 @@ impl StudyLock {
                 Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        Err(Error::param("out", format!("cannot take the lock {}", path.display())))
+        Err(Error::param(
+            "out",
+            format!("cannot take the lock {}", path.display()),
+        ))
     }
 }
 

@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(ValueKind::detect(&counts), ValueKind::Scaled);
         let logged: Vec<f32> = (0..1000).map(|i| ((i % 7) as f32 * 3.3).ln_1p()).collect();
         assert_eq!(ValueKind::detect(&logged), ValueKind::LogNormalized);
-        assert_eq!("log-normalized".parse::<ValueKind>().unwrap(), ValueKind::LogNormalized);
+        assert_eq!(
+            "log-normalized".parse::<ValueKind>().unwrap(),
+            ValueKind::LogNormalized
+        );
         assert!("scaled".parse::<ValueKind>().is_err());
     }
 }

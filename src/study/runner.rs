@@ -62,6 +62,41 @@ pub const CODE_VERSION: &str = concat!(
     env!("SCROBUST_SOURCE_HASH")
 );
 
+/// One of `count` disjoint parts of a study's grid (`index` counts from 1), for spreading a
+/// grid over machines: part K takes every work unit (one fit: data set × seed × method ×
+/// reference-side condition) whose position in grid order is K − 1 modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, 1..=count.
+    pub index: usize,
+    /// Number of parts.
+    pub count: usize,
+}
+
+impl Shard {
+    fn takes(&self, unit: usize) -> bool {
+        unit % self.count == self.index - 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// `K/N` with 1 ≤ K ≤ N.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::param("shard", format!("'{s}' is not K/N with 1 <= K <= N"));
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
 /// Run the study described by `cfg` (the `[study]` section) with the full profile text
 /// `profile_text` (its model/train sections enter the cache key), writing to `out`.
 pub fn run_study(
@@ -70,125 +105,172 @@ pub fn run_study(
     out: &Path,
     progress: bool,
 ) -> Result<StudyOutput> {
+    run_study_part(cfg, profile_text, out, progress, None)
+}
+
+/// [`run_study`] restricted to one [`Shard`] of the grid (all of it with `None`). A shard's
+/// records land in `out/runs/` in the usual cache format; copying the `runs/` of all shards
+/// into one folder and running the whole study there computes nothing and writes the report.
+pub fn run_study_part(
+    cfg: &StudyConfig,
+    profile_text: &str,
+    out: &Path,
+    progress: bool,
+    shard: Option<Shard>,
+) -> Result<StudyOutput> {
     // The profile is checked before any folder is made: a config error leaves nothing.
     let ctx = MethodContext::from_profile(profile_text)?;
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io(&runs_dir, e))?;
     let real = crate::study::tasks::real_data_dirs();
     let conditions = cfg.conditions();
-    let mut records = Vec::new();
-    let mut notes = Vec::new();
-    let mut first_task = None;
-    let mut n_computed = 0usize;
-
-    let n_groups: usize = cfg.datasets.len()
-        * cfg.seeds.len()
-        * cfg.methods.len()
-        * reference_groups(&conditions).len();
-    let bar = progress_bar(n_groups as u64, progress);
-
+    let mut output = StudyOutput {
+        records: Vec::new(),
+        notes: Vec::new(),
+        first_task: None,
+        n_computed: 0,
+    };
+    let groups = reference_groups(&conditions);
+    let n_units = cfg.datasets.len() * cfg.seeds.len() * cfg.methods.len() * groups.len();
+    let bar = progress_bar(n_units as u64, progress);
+    let mut unit = 0usize;
     for spec in &cfg.datasets {
         let task = load_task(spec, &real)?;
         for n in &task.notes {
-            notes.push(format!("{}: {n}", task.name));
+            output.notes.push(format!("{}: {n}", task.name));
         }
         let data_hash = fingerprint(&task);
         for &seed in &cfg.seeds {
             for method in &cfg.methods {
-                for group in reference_groups(&conditions) {
-                    let keys: Vec<String> = group
-                        .iter()
-                        .map(|c| {
-                            cell_key(
-                                spec,
-                                method,
-                                seed,
-                                c,
-                                &ctx.hash_input(method),
-                                cfg.bootstrap,
-                                &data_hash,
-                            )
-                        })
-                        .collect();
-                    let cached: Option<Vec<RunRecord>> =
-                        keys.iter().map(|k| load_record(&runs_dir, k)).collect();
-                    if let Some(done) = cached {
-                        records.extend(done);
-                        bar.inc(1);
-                        continue;
-                    }
-                    let reference_noise = group.iter().find(|c| c.touches_reference()).copied();
-                    let started = Instant::now();
-                    let reference = match reference_noise {
-                        Some(c) => crate::study::methods::perturb(
-                            &task.reference,
-                            &c,
-                            noise_seed(seed, &task.name, &c, "reference"),
-                        )?,
-                        None => task.reference.clone(),
-                    };
-                    let queries: Vec<Dataset> = group
-                        .iter()
-                        .map(|c| {
-                            if c.touches_query() {
-                                crate::study::methods::perturb(
-                                    &task.query,
-                                    c,
-                                    noise_seed(seed, &task.name, c, "query"),
-                                )
-                            } else {
-                                Ok(task.query.clone())
-                            }
-                        })
-                        .collect::<Result<_>>()?;
-                    let outcome = run_method(
-                        &ctx,
-                        method,
-                        &reference,
-                        &task.reference_labels,
-                        &queries,
-                        seed,
-                        progress,
-                    )?;
-                    let seconds = started.elapsed().as_secs_f64();
-                    for ((cond, key), pred) in group.iter().zip(&keys).zip(&outcome.predictions) {
-                        let rec = score(
-                            &task,
+                for group in &groups {
+                    let mine = shard.is_none_or(|s| s.takes(unit));
+                    unit += 1;
+                    if mine {
+                        let keys: Vec<String> = group
+                            .iter()
+                            .map(|c| {
+                                let h = ctx.hash_input(method);
+                                cell_key(spec, method, seed, c, &h, cfg.bootstrap, &data_hash)
+                            })
+                            .collect();
+                        let unit_run = Unit {
+                            task: &task,
                             method,
                             seed,
-                            *cond,
-                            key,
-                            pred,
-                            outcome.n_params,
-                            seconds,
-                            cfg.bootstrap,
-                        )?;
-                        log_line(&bar, format!(
-                            "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
-                            rec.dataset, rec.method, seed, cond.fraction, cond.sigma, cond.target, rec.report.accuracy, rec.report.macro_f1, seconds
-                        ));
-                        write_atomic(
-                            &runs_dir.join(format!("{key}.json")),
-                            &serde_json::to_vec_pretty(&rec).map_err(json_err)?,
-                        )?;
-                        records.push(rec);
-                        n_computed += 1;
+                            group,
+                            keys: &keys,
+                        };
+                        let (recs, computed) =
+                            run_unit(&ctx, &unit_run, &runs_dir, cfg.bootstrap, &bar, progress)?;
+                        output.records.extend(recs);
+                        output.n_computed += computed;
                     }
                     bar.inc(1);
                 }
             }
         }
-        if first_task.is_none() {
-            first_task = Some(task);
+        if output.first_task.is_none() {
+            output.first_task = Some(task);
         }
     }
     bar.finish_and_clear();
-    Ok(StudyOutput {
-        records,
-        notes,
-        first_task,
-        n_computed,
-    })
+    Ok(output)
+}
+
+/// One fit of the grid and the query conditions it predicts.
+struct Unit<'a> {
+    task: &'a Task,
+    method: &'a str,
+    seed: u64,
+    group: &'a [NoiseCondition],
+    keys: &'a [String],
+}
+
+/// Run one unit, or take its records from the cache; returns the records and how many were
+/// computed.
+fn run_unit(
+    ctx: &MethodContext,
+    u: &Unit,
+    runs_dir: &Path,
+    bootstrap: usize,
+    bar: &indicatif::ProgressBar,
+    progress: bool,
+) -> Result<(Vec<RunRecord>, usize)> {
+    let cached: Option<Vec<RunRecord>> = u.keys.iter().map(|k| load_record(runs_dir, k)).collect();
+    if let Some(done) = cached {
+        return Ok((done, 0));
+    }
+    let (task, seed) = (u.task, u.seed);
+    let started = Instant::now();
+    let reference = match u.group.iter().find(|c| c.touches_reference()) {
+        Some(c) => crate::study::methods::perturb(
+            &task.reference,
+            c,
+            noise_seed(seed, &task.name, c, "reference"),
+        )?,
+        None => task.reference.clone(),
+    };
+    let queries: Vec<Dataset> = u
+        .group
+        .iter()
+        .map(|c| {
+            if c.touches_query() {
+                crate::study::methods::perturb(
+                    &task.query,
+                    c,
+                    noise_seed(seed, &task.name, c, "query"),
+                )
+            } else {
+                Ok(task.query.clone())
+            }
+        })
+        .collect::<Result<_>>()?;
+    let outcome = run_method(
+        ctx,
+        u.method,
+        &reference,
+        &task.reference_labels,
+        &queries,
+        seed,
+        progress,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut records = Vec::with_capacity(u.group.len());
+    for ((cond, key), pred) in u.group.iter().zip(u.keys).zip(&outcome.predictions) {
+        let rec = score(
+            task,
+            u.method,
+            seed,
+            *cond,
+            key,
+            pred,
+            outcome.n_params,
+            seconds,
+            bootstrap,
+        )?;
+        log_line(
+            bar,
+            format!(
+                "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
+                rec.dataset,
+                rec.method,
+                seed,
+                cond.fraction,
+                cond.sigma,
+                cond.target,
+                rec.report.accuracy,
+                rec.report.macro_f1,
+                seconds
+            ),
+        );
+        write_atomic(
+            &runs_dir.join(format!("{key}.json")),
+            &serde_json::to_vec_pretty(&rec).map_err(json_err)?,
+        )?;
+        records.push(rec);
+    }
+    let n = records.len();
+    Ok((records, n))
 }
 
 fn json_err(e: serde_json::Error) -> Error {

@@ -162,7 +162,10 @@ fn profile_name(spec: &DatasetSpec) -> &str {
 /// The shared tasks of `splits/<task>/info.json`.
 fn load_shared_task(name: &str, task: &str, dirs: &[PathBuf]) -> Result<Task> {
     let ref_ids = read_cell_list(&locate_real(dirs, &format!("splits/{task}/ref_cells.txt"))?)?;
-    let query_ids = read_cell_list(&locate_real(dirs, &format!("splits/{task}/query_cells.txt"))?)?;
+    let query_ids = read_cell_list(&locate_real(
+        dirs,
+        &format!("splits/{task}/query_cells.txt"),
+    )?)?;
     let (file, label_key, use_raw) = match task {
         "kang" => ("muscat_kang_pbmc.h5ad", "label", false),
         "cbmc" => ("scdcc_cite_cbmc_top2000.h5ad", "label", false),
@@ -213,7 +216,11 @@ fn finish(
     crate::data::h5ad::validate_for_analysis(query)?;
     for (ds, role) in [(reference, "reference"), (query, "query")] {
         if ds.n_obs() == 0 {
-            return Err(Error::invalid(&ds.source, "X", format!("the {role} of data set '{name}' has no cells")));
+            return Err(Error::invalid(
+                &ds.source,
+                "X",
+                format!("the {role} of data set '{name}' has no cells"),
+            ));
         }
     }
     let reference_labels = reference.labels(label_key)?;
