@@ -252,29 +252,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         s.push('\n');
     }
 
-    let claims = evaluate_claims(records);
-    let _ = writeln!(s, "## The study's claims next to our measurements\n");
-    let _ = writeln!(s, "Effects in percentage points; our interval is a 95% t-interval over paired units (data set × seed). A verdict compares directions only: the published magnitudes come from other data and model scales.\n");
-    let _ = writeln!(s, "| claim | published | measured | 95% CI | n | verdict |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
-    for c in &claims {
-        let _ = writeln!(
-            s,
-            "| {} | {:+.0} | {} | {} | {} | {} |",
-            c.claim,
-            c.published_pp,
-            fmt_opt(c.measured_pp),
-            fmt_ci(c.ci95_pp),
-            c.n,
-            c.verdict
-        );
-    }
-    s.push('\n');
-    for c in &claims {
-        let _ = writeln!(s, "- *{}*: {}", c.claim, c.detail);
-    }
-    s.push('\n');
-
+    claims_section(&mut s, records);
     if !ctx.figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
         for f in ctx.figures {
@@ -282,6 +260,86 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         }
     }
     s
+}
+
+/// The claims table: pooled effect with its cluster-bootstrap interval, the magnitude
+/// checks, the verdict; per-data-set means below; exclusions counted.
+fn claims_section(s: &mut String, records: &[RunRecord]) {
+    let claims = evaluate_claims(records);
+    let _ = writeln!(s, "## The study's claims next to our measurements\n");
+    let _ = writeln!(s, "Effects in percentage points. Units are seeds, paired within a data set (same data set, seed and noise condition). \"pooled\" is the mean of the data sets' means; its 95% interval is a cluster bootstrap (data sets resampled, then seeds within them; {} resamples, seeded). \"inconclusive\": the interval includes 0; \"not reproduced\": it includes 0 and excludes the published effect; \"opposite\": it excludes 0 on the other side. \"has published\" / \">half\": the interval contains the published value / lies beyond half of it. Published magnitudes come from other data and model scales.\n", 4000);
+    let excluded = crate::study::claims::exclusions(records);
+    if excluded.is_empty() {
+        let _ = writeln!(
+            s,
+            "No fit was left out (none failed the competence gate or collapsed onto one class).\n"
+        );
+    } else {
+        let list: Vec<String> = excluded
+            .iter()
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "Left out of every claim: {} (of {} records).\n",
+            list.join(", "),
+            records.len()
+        );
+    }
+    let _ = writeln!(s, "| claim | noise protocol | published | pooled | 95% CI | seeds × data sets | has published | >half | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for c in &claims {
+        let yn = |b: Option<bool>| b.map_or("–", |b| if b { "yes" } else { "no" });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} × {} | {} | {} | {} |",
+            c.claim,
+            c.protocol.as_deref().unwrap_or("clean"),
+            if c.published_pp.is_nan() {
+                "direction".to_string()
+            } else {
+                format!("{:+.0}", c.published_pp)
+            },
+            fmt_opt(c.measured_pp),
+            fmt_ci(c.ci95_pp),
+            c.n,
+            c.n_datasets,
+            yn(c.contains_published),
+            yn(c.excludes_half),
+            c.verdict
+        );
+    }
+    s.push('\n');
+    for c in &claims {
+        let per: Vec<String> = c
+            .per_dataset
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {:+.1} {} (n {})",
+                    d.dataset,
+                    d.mean,
+                    fmt_ci(d.ci95),
+                    d.n
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "- *{}*{}: {}. Per data set (t-interval over seeds): {}",
+            c.claim,
+            c.protocol
+                .as_deref()
+                .map_or(String::new(), |p| format!(" ({p})")),
+            c.detail,
+            if per.is_empty() {
+                "–".into()
+            } else {
+                per.join("; ")
+            }
+        );
+    }
+    s.push('\n');
 }
 
 fn fmt_opt(x: Option<f64>) -> String {

@@ -37,6 +37,12 @@ pub struct RunRecord {
     pub n_params: Option<usize>,
     /// Fit + predict wall time of the group this cell belongs to, in seconds.
     pub seconds: f64,
+    /// Reference cells per class (for the rare-class claim).
+    #[serde(default)]
+    pub reference_counts: Vec<(String, usize)>,
+    /// The competence gate of a neural fit (`None`: not a neural fit, or not gated).
+    #[serde(default)]
+    pub gate_passed: Option<bool>,
 }
 
 /// What a finished study produced.
@@ -348,6 +354,14 @@ fn score(
         macro_f1_ci,
         n_params,
         seconds,
+        reference_counts: task
+            .reference_labels
+            .classes
+            .iter()
+            .cloned()
+            .zip(task.reference_labels.counts())
+            .collect(),
+        gate_passed: None,
     })
 }
 
