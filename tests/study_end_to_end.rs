@@ -139,7 +139,7 @@ fn study_with(args: &[&str], out: &Path) {
 }
 
 /// Shards 1/3, 2/3 and 3/3 are disjoint and cover the grid, and merging them gives, with
-/// nothing computed, exactly the results of one uninterrupted run.
+/// nothing computed, exactly the results of one uninterrupted run; so does `--jobs 2`.
 #[test]
 fn shards_merge_to_the_single_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -168,4 +168,11 @@ fn shards_merge_to_the_single_run() {
     assert_eq!(results_without_time(&merged), rows);
     let report = std::fs::read_to_string(merged.join("REPORT.md")).unwrap();
     assert!(report.contains("config hash"));
+
+    // `--jobs 2`: two single-threaded worker processes, then the report.
+    let jobs = tmp.path().join("jobs");
+    study_with(&["--jobs", "2"], &jobs);
+    assert_eq!(results_without_time(&jobs), rows);
+    assert!(jobs.join("REPORT.md").exists());
+    assert!(!jobs.join(".study.lock").exists(), "the lock is released");
 }

@@ -36,6 +36,13 @@ pub struct StudyArgs {
     /// of the whole grid (units no shard ran are computed).
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// Grid units run at once on this machine, each in its own single-threaded process
+    /// (shard k of J); the report is written once all are done.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Internal: a worker of `--jobs`, writing under its parent's lock.
+    #[arg(long, hide = true, requires = "shard")]
+    pub worker: bool,
 }
 
 /// Arguments of `scrobust reproduce`.
@@ -68,7 +75,17 @@ pub fn run(args: &StudyArgs) -> Result<()> {
     }
     let progress = !args.no_progress;
     if let Some(shard) = args.shard {
-        return run_shard(&text, &args.config, &args.out, shard, progress);
+        return run_shard(
+            &text,
+            &args.config,
+            &args.out,
+            shard,
+            progress && !args.worker,
+            args.worker,
+        );
+    }
+    if args.jobs > 1 {
+        run_workers(args)?;
     }
     run_profile(
         &text,
@@ -81,9 +98,20 @@ pub fn run(args: &StudyArgs) -> Result<()> {
 }
 
 /// Run one shard of the grid: records only, no figures or report.
-fn run_shard(text: &str, path: &Path, out: &Path, shard: Shard, progress: bool) -> Result<()> {
+fn run_shard(
+    text: &str,
+    path: &Path,
+    out: &Path,
+    shard: Shard,
+    progress: bool,
+    worker: bool,
+) -> Result<()> {
     let cfg = StudyConfig::from_toml_str(text, path)?;
-    let lock = StudyLock::acquire(out)?;
+    let lock = if worker {
+        None
+    } else {
+        Some(StudyLock::acquire(out)?)
+    };
     let output = run_study_part(&cfg, text, out, progress, Some(shard))?;
     drop(lock);
     eprintln!(
@@ -94,6 +122,48 @@ fn run_shard(text: &str, path: &Path, out: &Path, shard: Shard, progress: bool) 
         out.join("runs").display(),
         output.n_computed
     );
+    Ok(())
+}
+
+/// `--jobs J`: J worker processes, each running shard k/J single-threaded into OUT/runs
+/// under this process's lock; the caller then runs the whole grid (all cached) for the
+/// report. Processes rather than threads: each worker has its own thread pools, so no
+/// worker's matrix products wait on another's, and results stay keyed and identical.
+fn run_workers(args: &StudyArgs) -> Result<()> {
+    StudyConfig::from_toml_str(
+        &std::fs::read_to_string(&args.config).map_err(|e| Error::io(&args.config, e))?,
+        &args.config,
+    )?;
+    let lock = StudyLock::acquire(&args.out)?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    let children: Vec<std::process::Child> = (1..=args.jobs)
+        .map(|k| {
+            std::process::Command::new(&exe)
+                .args(["study", "--no-progress", "--worker", "--config"])
+                .arg(&args.config)
+                .arg("--out")
+                .arg(&args.out)
+                .arg("--shard")
+                .arg(format!("{k}/{}", args.jobs))
+                .env("RAYON_NUM_THREADS", "1")
+                .env("CANDLE_NUM_THREADS", "1")
+                .spawn()
+                .map_err(|e| Error::io(&exe, e))
+        })
+        .collect::<Result<_>>()?;
+    let mut failed = 0;
+    for mut c in children {
+        if !c.wait().is_ok_and(|s| s.success()) {
+            failed += 1;
+        }
+    }
+    drop(lock);
+    if failed > 0 {
+        return Err(Error::param(
+            "jobs",
+            format!("{failed} of {} workers failed; rerun to resume", args.jobs),
+        ));
+    }
     Ok(())
 }
 
