@@ -1,11 +1,15 @@
 //! `scrobust train`: pretrain and fine-tune one foundation-model-like classifier on a
-//! reference h5ad, predict a query h5ad, and report classification metrics.
+//! reference h5ad, predict a query h5ad, and report classification metrics, the learning
+//! curve and the competence gate (the model's reference-validation scores against L1
+//! logistic regression trained and scored on the same reference cells; see
+//! [`crate::models::gate`]).
 
-use crate::data::h5ad::{read_h5ad, ReadOptions};
 use crate::data::split::{align_genes, conform_genes};
+use crate::data::ValueKind;
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
-use crate::models::pipeline::{train_and_predict_many, PipelineOptions};
+use crate::models::gate::{competence_gate, single_class_prediction, GateReport};
+use crate::models::pipeline::{train_and_predict_many, PipelineOptions, TrainOutcome};
 use crate::models::{DataShape, ModelKind, TrainConfig};
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,9 +29,12 @@ pub struct TrainArgs {
     /// obs column holding the cell types.
     #[arg(long)]
     pub label_key: String,
-    /// Profile with [train] and [models.*] sections.
-    #[arg(long, default_value = "configs/quick.toml")]
-    pub config: PathBuf,
+    /// Profile with [train] and [models.*] sections (default: the built-in quick profile).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// What the values are, overriding detection: counts or log-normalized.
+    #[arg(long)]
+    pub value_kind: Option<ValueKind>,
     /// Override the learning rate of the profile.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -37,9 +44,13 @@ pub struct TrainArgs {
     /// Override the pretraining steps.
     #[arg(long)]
     pub pretrain_steps: Option<usize>,
-    /// Override the fine-tuning steps.
+    /// Override the maximum fine-tuning steps.
     #[arg(long)]
     pub finetune_steps: Option<usize>,
+    /// Override the early-stopping patience (evaluations without a lower validation loss;
+    /// 0 = run all fine-tuning steps).
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Train from scratch (no masked-modelling pretraining).
     #[arg(long)]
     pub no_pretrain: bool,
@@ -58,9 +69,15 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// Run `scrobust train`.
-pub fn run(args: &TrainArgs) -> Result<()> {
-    let mut cfg = TrainConfig::load(&args.config)?;
+/// The profile with the command line's overrides.
+fn load_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg = match &args.config {
+        Some(path) => TrainConfig::load(path)?,
+        None => TrainConfig::from_toml_str(
+            super::study::QUICK_PROFILE,
+            std::path::Path::new("(built-in quick profile)"),
+        )?,
+    };
     if let Some(lr) = args.lr {
         cfg.train.lr = lr;
     }
@@ -73,11 +90,24 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(n) = args.finetune_steps {
         cfg.train.finetune_steps = n;
     }
+    if let Some(n) = args.patience {
+        cfg.train.patience = n;
+    }
     cfg.validate()?;
-    let reference = read_h5ad(&args.reference, &ReadOptions::default())?;
-    let query = read_h5ad(&args.query, &ReadOptions::default())?;
+    Ok(cfg)
+}
+
+/// Run `scrobust train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let cfg = load_config(args)?;
+    check_train_outputs(args)?;
+    let reference = super::read_input(&args.reference, false, args.value_kind)?;
+    let query = super::read_input(&args.query, false, args.value_kind)?;
+    super::require_cells(&reference, "reference")?;
+    super::require_cells(&query, "query")?;
     let (reference, query, alignment) = align_genes(&reference, &query)?;
     let labels = reference.labels(&args.label_key)?;
+    require_two_classes(&labels, &reference, &args.label_key)?;
     let truth: Vec<Option<String>> = {
         let col = query.column(&args.label_key)?;
         (0..query.n_obs()).map(|i| col.get_str(i)).collect()
@@ -91,38 +121,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         reference.value_kind.as_str(),
         labels.classes.len()
     );
-    if let Ok(counts) = crate::models::param_counts(
-        &cfg,
-        DataShape {
-            vocab_size: reference.n_vars() + crate::tokenize::N_SPECIAL as usize,
-            max_len: cfg.train.max_seq_len,
-        },
-        labels.classes.len(),
-    ) {
-        let text: Vec<String> = counts
-            .iter()
-            .map(|(k, n)| format!("{} {n}", k.as_str()))
-            .collect();
-        eprintln!(
-            "trainable parameters with this profile: {}",
-            text.join(", ")
-        );
-    }
-    // Read in the reference's genes here (the pipeline would do it otherwise), so the
-    // shared-gene count comes from the same mapping the training uses.
-    let mut corpus = Vec::with_capacity(args.pretrain_corpus.len());
-    for path in &args.pretrain_corpus {
-        let raw = read_h5ad(path, &ReadOptions::default())?;
-        let (conformed, shared) = conform_genes(&raw, &reference.gene_names)?;
-        eprintln!(
-            "pretraining corpus {}: {} cells, {} of the reference's {} genes",
-            raw.source,
-            raw.n_obs(),
-            shared,
-            reference.n_vars()
-        );
-        corpus.push(conformed);
-    }
+    print_param_counts(&cfg, &reference, labels.classes.len());
+    let corpus = read_corpus(args, &reference)?;
     let opts = PipelineOptions {
         no_pretrain: args.no_pretrain,
         checkpoint_dir: args.checkpoint_dir.as_deref(),
@@ -142,6 +142,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.out {
         write_predictions(path, &query.cell_ids, &truth, &outcome.prediction)?;
     }
+    let gate = competence_gate(&reference, &labels, &outcome, cfg.train.seed)?;
+    let single_class = single_class_prediction(&outcome.prediction);
+    warn_if_undertrained(args.model, gate.as_ref(), single_class, &outcome);
     if args.json {
         let mut obj =
             serde_json::to_value(&report).map_err(|e| Error::Model(format!("report JSON: {e}")))?;
@@ -151,42 +154,224 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "model": args.model.as_str(),
                 "n_reference": reference.n_obs(),
                 "n_query": query.n_obs(),
-                "seconds": outcome.seconds,
-                "n_params": outcome.n_params,
-                "pretrain_steps": outcome.pretrain_steps,
-                "finetune_steps": outcome.finetune_steps,
-                "n_pretrain_cells": outcome.n_pretrain_cells,
-                "val_accuracy": outcome.val_accuracy,
-                "best_step": outcome.best_step,
-                "final_pretrain_loss": outcome.final_pretrain_loss,
-                "final_finetune_loss": outcome.final_finetune_loss,
-                "lr": cfg.train.lr,
-                "seed": cfg.train.seed,
-                "config": args.config.display().to_string(),
+                "config": args.config.as_ref().map_or("(built-in quick)".to_string(), |p| p.display().to_string()),
+                "value_kind": reference.value_kind.as_str(),
             });
-            if let Some(extra) = extra.as_object() {
-                map.extend(extra.clone());
+            for part in [
+                extra,
+                training_json(&cfg, &outcome, gate.as_ref(), single_class),
+            ] {
+                if let serde_json::Value::Object(part) = part {
+                    map.extend(part);
+                }
             }
         }
         println!("{obj}");
     } else {
+        print_summary(args.model, &report, &outcome, gate.as_ref());
+    }
+    Ok(())
+}
+
+/// Trainable parameters of each model with this profile, on stderr.
+fn print_param_counts(cfg: &TrainConfig, reference: &crate::data::Dataset, n_classes: usize) {
+    if let Ok(counts) = crate::models::param_counts(
+        cfg,
+        DataShape {
+            vocab_size: reference.n_vars() + crate::tokenize::N_SPECIAL as usize,
+            max_len: cfg.train.max_seq_len,
+        },
+        n_classes,
+    ) {
+        let text: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.as_str()))
+            .collect();
         eprintln!(
-            "{}: accuracy {:.4}, macro F1 {:.4}, {} parameters, {} pretrain + {} fine-tune steps, best validation accuracy {}, {:.1} s",
-            args.model.as_str(),
-            report.accuracy,
-            report.macro_f1,
-            outcome.n_params,
-            outcome.pretrain_steps,
-            outcome.finetune_steps,
-            outcome.val_accuracy.map_or("-".to_string(), |a| format!("{a:.4}")),
-            outcome.seconds
+            "trainable parameters with this profile: {}",
+            text.join(", ")
         );
-        for c in &report.per_class {
-            eprintln!(
-                "  {:<28} precision {:.3} recall {:.3} f1 {:.3} support {:>5} predicted {:.3} true {:.3}",
-                c.class, c.precision, c.recall, c.f1, c.support, c.predicted_share, c.true_share
-            );
+    }
+}
+
+/// The extra pretraining corpus, read in the reference's genes here (the pipeline would do
+/// it otherwise), so the shared-gene count comes from the same mapping the training uses.
+fn read_corpus(
+    args: &TrainArgs,
+    reference: &crate::data::Dataset,
+) -> Result<Vec<crate::data::Dataset>> {
+    let mut corpus = Vec::with_capacity(args.pretrain_corpus.len());
+    for path in &args.pretrain_corpus {
+        let raw = super::read_input(path, false, args.value_kind)?;
+        let (conformed, shared) = conform_genes(&raw, &reference.gene_names)?;
+        eprintln!(
+            "pretraining corpus {}: {} cells, {} of the reference's {} genes",
+            raw.source,
+            raw.n_obs(),
+            shared,
+            reference.n_vars()
+        );
+        corpus.push(conformed);
+    }
+    Ok(corpus)
+}
+
+/// The human-readable summary on stderr.
+fn print_summary(
+    model: ModelKind,
+    report: &crate::eval::ClassificationReport,
+    outcome: &TrainOutcome,
+    gate: Option<&GateReport>,
+) {
+    eprintln!(
+        "{}: accuracy {:.4}, macro F1 {:.4}, {} parameters, {} pretrain + {} fine-tune steps{}, best validation step {}: accuracy {}, macro F1 {}, {:.1} s",
+        model.as_str(),
+        report.accuracy,
+        report.macro_f1,
+        outcome.n_params,
+        outcome.pretrain_steps,
+        outcome.finetune_steps,
+        if outcome.stopped_early { " (stopped early)" } else { "" },
+        outcome.best_step.map_or("-".to_string(), |s| s.to_string()),
+        fmt_score(outcome.val_accuracy),
+        fmt_score(outcome.val_macro_f1),
+        outcome.seconds
+    );
+    if let Some(g) = gate {
+        eprintln!(
+            "competence gate: {} (logistic regression on the same cells: validation accuracy {:.4}, macro F1 {:.4})",
+            if g.passed { "passed" } else { "failed" },
+            g.logistic.accuracy,
+            g.logistic.macro_f1
+        );
+    }
+    for c in &report.per_class {
+        eprintln!(
+            "  {:<28} precision {:.3} recall {:.3} f1 {:.3} support {:>5} predicted {:.3} true {:.3}",
+            c.class, c.precision, c.recall, c.f1, c.support, c.predicted_share, c.true_share
+        );
+    }
+}
+
+fn fmt_score(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |a| format!("{a:.4}"))
+}
+
+/// Warn on stderr when the model failed the competence gate or predicts one class for
+/// every query cell: its query scores then measure an unfinished fit, not the model.
+fn warn_if_undertrained(
+    model: ModelKind,
+    gate: Option<&GateReport>,
+    single_class: bool,
+    outcome: &TrainOutcome,
+) {
+    if let Some(g) = gate.filter(|g| !g.passed) {
+        eprintln!(
+            "warning: {} is undertrained (failed the competence gate: {})",
+            model.as_str(),
+            g.failures.join("; ")
+        );
+    }
+    if single_class {
+        let class = outcome
+            .prediction
+            .predicted
+            .first()
+            .and_then(|&c| outcome.prediction.classes.get(c))
+            .map_or("?", String::as_str);
+        eprintln!(
+            "warning: {} predicts one class ('{class}') for every query cell",
+            model.as_str()
+        );
+    }
+}
+
+/// The training part of `train --json`: steps, validation scores, learning curves and
+/// the competence gate.
+fn training_json(
+    cfg: &TrainConfig,
+    outcome: &TrainOutcome,
+    gate: Option<&GateReport>,
+    single_class: bool,
+) -> serde_json::Value {
+    serde_json::json!({
+        "seconds": outcome.seconds,
+        "n_params": outcome.n_params,
+        "pretrain_steps": outcome.pretrain_steps,
+        "finetune_steps": outcome.finetune_steps,
+        "max_finetune_steps": cfg.train.finetune_steps,
+        "stopped_at_step": outcome.finetune_steps,
+        "stopped_early": outcome.stopped_early,
+        "patience": cfg.train.patience,
+        "n_pretrain_cells": outcome.n_pretrain_cells,
+        "n_train_cells": outcome.split.train_rows.len(),
+        "n_val_cells": outcome.split.val_rows.len(),
+        "val_accuracy": outcome.val_accuracy,
+        "val_macro_f1": outcome.val_macro_f1,
+        "val_loss": outcome.val_loss,
+        "best_step": outcome.best_step,
+        "final_pretrain_loss": outcome.final_pretrain_loss,
+        "final_finetune_loss": outcome.final_finetune_loss,
+        "learning_curve": outcome.learning_curve,
+        "pretrain_curve": outcome.pretrain_curve,
+        "gate": gate.map(|g| serde_json::json!({
+            "logistic_val_accuracy": g.logistic.accuracy,
+            "logistic_val_macro_f1": g.logistic.macro_f1,
+            "gate_passed": g.passed,
+            "failures": g.failures,
+        })),
+        "single_class_prediction": single_class,
+        "lr": cfg.train.lr,
+        "seed": cfg.train.seed,
+    })
+}
+
+/// Refuse a prediction CSV or checkpoint folder that is one of the inputs.
+fn check_train_outputs(args: &TrainArgs) -> Result<()> {
+    let mut inputs = vec![args.reference.as_path(), args.query.as_path()];
+    inputs.extend(args.pretrain_corpus.iter().map(PathBuf::as_path));
+    if let Some(c) = &args.config {
+        inputs.push(c);
+    }
+    let mut outputs = Vec::new();
+    if let Some(p) = &args.out {
+        outputs.push(("out", p.as_path()));
+    }
+    super::check_outputs(&inputs, &outputs)?;
+    if let Some(dir) = &args.checkpoint_dir {
+        if inputs
+            .iter()
+            .any(|i| i.starts_with(dir) || *i == dir.as_path())
+            || dir.is_file()
+        {
+            return Err(Error::param(
+                "checkpoint-dir",
+                format!(
+                    "{} is an input or holds one: refusing to write checkpoints there",
+                    dir.display()
+                ),
+            ));
         }
+    }
+    Ok(())
+}
+
+/// A classifier needs at least two classes that have reference cells (unused categories
+/// of a categorical column do not count).
+fn require_two_classes(
+    labels: &crate::data::Labels,
+    ds: &crate::data::Dataset,
+    key: &str,
+) -> Result<()> {
+    let present = labels.counts().iter().filter(|&&n| n > 0).count();
+    if present < 2 {
+        return Err(Error::invalid(
+            &ds.source,
+            format!("obs/{key}"),
+            format!(
+                "the reference has {present} class(es) with cells: a classifier needs at least two"
+            ),
+        ));
     }
     Ok(())
 }

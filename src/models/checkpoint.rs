@@ -1,5 +1,6 @@
 //! Checkpoints of a training stage: one safetensors file (parameters `p.*`, AdamW moments
-//! `m.*`/`v.*`, best-so-far parameters `best.*`) plus a JSON file that names it.
+//! `m.*`/`v.*`, best-so-far parameters `best.*`, the learning curve and loss sum of the
+//! trainer's progress `stage.*`) plus a JSON file that names it.
 //!
 //! Both are written atomically (temporary file, then rename) and the JSON is written last,
 //! so it is the commit point: an interrupted write leaves the previous checkpoint valid.
@@ -25,8 +26,18 @@ pub struct CheckpointMeta {
     pub total_steps: usize,
     /// Safetensors file (in the same folder) holding the tensors.
     pub tensors_file: String,
-    /// Best validation accuracy so far and the step it was reached at.
+    /// Lowest validation loss so far and the step it was reached at (for inspection: the
+    /// exact value is read back from the curve in the tensors file).
     pub best: Option<(f64, usize)>,
+    /// Training steps since the last evaluation (their loss sum is in the tensors file).
+    #[serde(default)]
+    pub losses_since_eval: usize,
+    /// Evaluations since the one with the lowest validation loss (early stopping).
+    #[serde(default)]
+    pub evals_since_best: usize,
+    /// The stage stopped early at `step`: resuming it trains no further.
+    #[serde(default)]
+    pub stopped_early: bool,
     /// The configuration the run used (for inspection; not re-read on resume).
     pub config: serde_json::Value,
 }
@@ -137,6 +148,9 @@ mod tests {
             total_steps: 10,
             tensors_file: String::new(),
             best: None,
+            losses_since_eval: 0,
+            evals_since_best: 0,
+            stopped_early: false,
             config: serde_json::Value::Null,
         };
         let t = HashMap::from([(

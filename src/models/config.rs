@@ -54,7 +54,8 @@ pub struct TrainParams {
     pub batch_size: usize,
     /// Masked-modelling steps on reference cells (0 = no pretraining).
     pub pretrain_steps: usize,
-    /// Classification steps.
+    /// Maximum classification steps (fewer when early stopping ends fine-tuning, see
+    /// `patience`).
     pub finetune_steps: usize,
     /// Peak learning rate, shared by all models and both stages.
     pub lr: f64,
@@ -79,18 +80,38 @@ pub struct TrainParams {
     pub gene_selection: GeneSelection,
     /// Expression bins for binned models (scGPT: 51).
     pub n_bins: usize,
-    /// Fraction of real tokens masked in pretraining.
+    /// Fraction of real gene tokens masked in the Geneformer-like model's masked-gene
+    /// pretraining (BERT and Geneformer: 0.15).
     pub mask_ratio: f64,
+    /// Fraction of real gene tokens whose value is masked in the binned models' (scGPT-like,
+    /// SC-MAMBA2-like) value-prediction pretraining, GEP. Default 0.4, scGPT's `mask_ratio`.
+    #[serde(default = "default_gep_mask_ratio")]
+    pub gep_mask_ratio: f64,
     /// Fraction of reference cells held out for model selection.
     pub val_fraction: f64,
-    /// Evaluate on the validation cells every this many fine-tuning steps (and at the end).
+    /// Evaluate every this many steps and at the last one: fine-tuning scores the
+    /// validation cells (loss, accuracy, macro F1), pretraining records its mean training
+    /// loss. Each evaluation is one point of the learning curve.
     pub eval_every: usize,
+    /// Early stopping: fine-tuning ends once this many evaluations in a row did not lower
+    /// the validation loss, and keeps the weights with the lowest one. Default 10;
+    /// 0 disables it (all `finetune_steps` run; the best weights are still kept).
+    #[serde(default = "default_patience")]
+    pub patience: usize,
     /// Write a checkpoint every this many steps (0 = only at the end of a stage).
     pub checkpoint_every: usize,
     /// Class-imbalance handling.
     pub class_balance: ClassBalance,
     /// Hidden blocks of the classification decoder (scGPT: 3).
     pub n_layers_cls: usize,
+}
+
+fn default_gep_mask_ratio() -> f64 {
+    0.4
+}
+
+fn default_patience() -> usize {
+    10
 }
 
 /// Architecture sizes per model, the `[models.*]` sections. Vocabulary and position sizes
@@ -179,6 +200,7 @@ impl TrainConfig {
         }
         for (name, v) in [
             ("train.mask_ratio", t.mask_ratio),
+            ("train.gep_mask_ratio", t.gep_mask_ratio),
             ("train.val_fraction", t.val_fraction),
         ] {
             if !(0.0..1.0).contains(&v) {
@@ -238,6 +260,31 @@ mod tests {
         .replace("gene_selection = \"top\"", "gene_selection = \"random\"");
         let cfg = TrainConfig::from_toml_str(&text, Path::new("quick.toml")).unwrap();
         assert_eq!(cfg.train.gene_selection, GeneSelection::Random);
+    }
+
+    /// Profiles without the keys get early stopping after 10 evaluations and scGPT's 0.4
+    /// GEP mask ratio, Geneformer's MLM keeps `mask_ratio`; both keys can be set.
+    #[test]
+    fn patience_and_gep_mask_ratio_defaults() {
+        let cfg = repo_config("smoke.toml");
+        assert_eq!(cfg.train.patience, 10);
+        assert_eq!(cfg.train.gep_mask_ratio, 0.4);
+        assert_eq!(cfg.train.mask_ratio, 0.15);
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml"),
+        )
+        .unwrap()
+        .replace(
+            "[train]\n",
+            "[train]\npatience = 0\ngep_mask_ratio = 0.25\n",
+        );
+        let cfg = TrainConfig::from_toml_str(&text, Path::new("smoke.toml")).unwrap();
+        assert_eq!((cfg.train.patience, cfg.train.gep_mask_ratio), (0, 0.25));
+        let bad = text.replace("gep_mask_ratio = 0.25", "gep_mask_ratio = 1.0");
+        let err = TrainConfig::from_toml_str(&bad, Path::new("smoke.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gep_mask_ratio"), "{err}");
     }
 
     /// The three shipped profiles parse, and every profile uses one learning rate.

@@ -1,11 +1,11 @@
 //! Cell-type fine-tuning: an encoder plus scGPT's [`ClsDecoder`] on the first (`<cls>`)
 //! token, trained with cross entropy (optionally class-balanced), validated on held-out
-//! reference cells, and used to predict query cells.
+//! reference cells (loss, accuracy, macro F1), and used to predict query cells.
 
 use super::config::ClassBalance;
 use super::heads::{weighted_cross_entropy, ClsDecoder};
 use super::pretrain::sample_rows;
-use super::trainer::{batch_rows, step_rng, StageTask};
+use super::trainer::{batch_rows, step_rng, Evaluation, StageTask};
 use super::{CellEncoder, ModelInput};
 use crate::error::{Error, Result};
 use crate::tokenize::collate::Batch;
@@ -63,6 +63,48 @@ pub fn accuracy(predicted: &[usize], labels: &[u32]) -> f64 {
         .filter(|(p, &y)| **p == y as usize)
         .count();
     hits as f64 / labels.len() as f64
+}
+
+/// Accuracy and macro F1 of `predicted` against `labels` with the definitions of
+/// [`crate::eval::metrics`] (macro F1 averages the per-class F1 over the classes present
+/// in `labels`, as sklearn), so validation scores compare with every reported score.
+pub fn accuracy_and_macro_f1(predicted: &[usize], labels: &[u32]) -> (f64, f64) {
+    use crate::eval::metrics::{confusion_counts, headline_scores};
+    let truth: Vec<usize> = labels.iter().map(|&y| y as usize).collect();
+    let k = truth.iter().chain(predicted).max().map_or(0, |m| m + 1);
+    let (acc, macro_f1, _) = headline_scores(&confusion_counts(&truth, predicted, k));
+    (acc, macro_f1)
+}
+
+/// Validation scores of `model` on labelled `cells`, in batches of `batch_size`: mean
+/// (unweighted) cross entropy, accuracy and macro F1. `None` without labelled cells.
+pub fn score_cells(
+    model: &Classifier,
+    cells: &Batch,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Option<Evaluation>> {
+    let Some(labels) = cells.labels.as_ref().filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let mut loss_sum = 0f64;
+    let mut predicted = Vec::with_capacity(labels.len());
+    let rows: Vec<usize> = (0..cells.batch_size).collect();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let batch = batch_rows(cells, chunk);
+        let logits = model.logits(&ModelInput::from_batch(&batch, device)?, false)?;
+        let y = Tensor::from_vec(batch.labels.unwrap_or_default(), chunk.len(), device)?;
+        let ce = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(ce) * chunk.len() as f64;
+        let top = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        predicted.extend(top.into_iter().map(|c| c as usize));
+    }
+    let (accuracy, macro_f1) = accuracy_and_macro_f1(&predicted, labels);
+    Ok(Some(Evaluation {
+        loss: loss_sum / labels.len() as f64,
+        accuracy,
+        macro_f1,
+    }))
 }
 
 /// The fine-tuning stage: training cells with labels, validation cells with labels.
@@ -185,16 +227,28 @@ impl StageTask for FinetuneTask<'_> {
         Ok(weighted_cross_entropy(&logits, &y, weights.as_ref())?)
     }
 
-    fn evaluate(&mut self) -> Result<Option<f64>> {
-        let Some(labels) = self.val.labels.as_ref() else {
-            return Ok(None);
-        };
-        if labels.is_empty() {
-            return Ok(None);
-        }
-        let (pred, _) = self
-            .model
-            .predict(self.val, self.batch_size.max(64), self.device)?;
-        Ok(Some(accuracy(&pred, labels)))
+    fn evaluate(&mut self) -> Result<Option<Evaluation>> {
+        score_cells(self.model, self.val, self.batch_size.max(64), self.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Macro F1 averages over the classes present in the truth (sklearn's
+    /// `f1_score(y, p, average="macro", labels=sorted(set(y)))`), with zero F1 for a class
+    /// that is never predicted.
+    #[test]
+    fn macro_f1_matches_sklearn() {
+        // y = [0,0,1,1,2,2], p = [0,1,1,1,2,0]:
+        // f1_score(y, p, average="macro") = mean(0.5, 0.8, 0.6667) = 0.65556
+        let (acc, f1) = accuracy_and_macro_f1(&[0, 1, 1, 1, 2, 0], &[0, 0, 1, 1, 2, 2]);
+        assert!((acc - 4.0 / 6.0).abs() < 1e-12);
+        assert!((f1 - (0.5 + 0.8 + 2.0 / 3.0) / 3.0).abs() < 1e-12, "{f1}");
+        // One class predicted for every cell: F1 of the others is 0.
+        let (acc, f1) = accuracy_and_macro_f1(&[0, 0, 0, 0], &[0, 0, 1, 1]);
+        assert_eq!(acc, 0.5);
+        assert!((f1 - (2.0 / 3.0) / 2.0).abs() < 1e-12, "{f1}");
     }
 }

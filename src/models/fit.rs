@@ -5,6 +5,11 @@
 //! encoder + classification head in a fresh store (seeded differently) and copies the
 //! pretrained `encoder.*` weights in. `n_params` counts the classifier (encoder + head),
 //! not the pretraining head.
+//!
+//! Pretraining runs its `pretrain_steps` and records its training-loss curve. Fine-tuning
+//! runs at most `finetune_steps`, evaluates the validation cells every `eval_every` steps,
+//! stops early after `patience` evaluations without a lower validation loss, and ends on
+//! the weights with the lowest validation loss.
 
 use super::checkpoint::Checkpointer;
 use super::finetune::{Classifier, FinetuneTask};
@@ -82,12 +87,18 @@ pub fn fit(
         let head = build_pretrain_head(kind, encoder.d_model(), data.shape, store.vb())?;
         let token_masking = (kind == ModelKind::Geneformer)
             .then(|| (data.shape.vocab_size as u32, data.gene_ids.clone()));
+        // BERT's 15% for masked genes, scGPT's 40% for masked values.
+        let mask_ratio = if token_masking.is_some() {
+            p.mask_ratio
+        } else {
+            p.gep_mask_ratio
+        };
         let mut task = PretrainTask {
             encoder: encoder.as_ref(),
             head: &head,
             cells: &data.pretrain,
             batch_size: p.batch_size,
-            mask_ratio: p.mask_ratio,
+            mask_ratio,
             has_cls: true,
             token_masking,
             value_scale: p.n_bins.saturating_sub(1).max(1) as f32,
@@ -233,6 +244,7 @@ mod tests {
         assert!(resumed.finetune.completed);
         assert_eq!(resumed.finetune.losses.len(), cfg.train.finetune_steps - 13);
         assert_eq!(resumed.finetune.best, full.finetune.best);
+        assert_eq!(resumed.finetune.curve, full.finetune.curve);
         let (a, b) = (
             full.store.snapshot().unwrap(),
             resumed.store.snapshot().unwrap(),
@@ -262,12 +274,54 @@ mod tests {
             let head: f32 = l[..5].iter().sum::<f32>() / 5.0;
             let tail: f32 = l[l.len() - 5..].iter().sum::<f32>() / 5.0;
             assert!(tail < 0.7 * head, "{kind:?}: loss {head} → {tail}");
+            let best = f.finetune.best.as_ref().and_then(|b| b.val_accuracy);
             assert!(
-                f.finetune.best.map(|b| b.0).unwrap_or(0.0) >= 0.75,
+                best.unwrap_or(0.0) >= 0.75,
                 "{kind:?}: {:?}",
                 f.finetune.best
             );
         }
+    }
+
+    /// Fine-tuning records one curve point per evaluation with validation scores and keeps
+    /// the point with the lowest validation loss; pretraining records its training loss.
+    #[test]
+    fn fits_return_learning_curves() {
+        let mut cfg = smoke_config();
+        cfg.train.pretrain_steps = 10;
+        cfg.train.finetune_steps = 25;
+        cfg.train.eval_every = 10;
+        let f = fit(
+            ModelKind::ScGpt,
+            &cfg,
+            &toy_data(),
+            1,
+            &FitOptions::default(),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let steps: Vec<usize> = f.finetune.curve.iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![10, 20, 25]);
+        for c in &f.finetune.curve {
+            assert!(c.train_loss.is_finite() && c.train_loss > 0.0);
+            let (l, a, m) = (
+                c.val_loss.unwrap(),
+                c.val_accuracy.unwrap(),
+                c.val_macro_f1.unwrap(),
+            );
+            assert!(l.is_finite() && (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&m));
+        }
+        let lowest = f
+            .finetune
+            .curve
+            .iter()
+            .min_by(|a, b| a.val_loss.partial_cmp(&b.val_loss).unwrap())
+            .cloned();
+        assert_eq!(f.finetune.best, lowest);
+        let pre = f.pretrain.unwrap();
+        assert_eq!(pre.curve.len(), 1);
+        assert_eq!(pre.curve[0].step, 10);
+        assert!(pre.curve[0].val_loss.is_none() && pre.best.is_none());
     }
 
     /// After one step of pretraining loss + classification loss, every trainable tensor of
@@ -344,8 +398,10 @@ mod tests {
                 finetune: StageResult {
                     steps_done: 0,
                     completed: true,
+                    stopped_early: false,
                     losses: vec![],
                     best: None,
+                    curve: vec![],
                 },
             };
             let (a, b) = (logits(&c, &cells), logits(&c, &noisy));

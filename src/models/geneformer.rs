@@ -5,11 +5,14 @@
 //! position embedding over the rank position → LayerNorm → dropout (BERT embeddings without
 //! token types). Encoder: post-norm BERT layers with ReLU, dropout 0.02. The token table
 //! has one extra row, the `<mask>` token of masked-gene pretraining (id = `vocab_size`).
+//! Both embedding tables start from N(0, 0.02²), BERT's `initializer_range`
+//! (`BertPreTrainedModel._init_weights`); candle-nn's `embedding` draws N(0, 1), which
+//! makes the embedding 50× larger than the attention weights expect.
 
 use super::layers::{Dropout, DropoutRng, Encoder, LayerNorm};
 use super::{CellEncoder, ModelInput};
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, VarBuilder};
+use candle_nn::{Embedding, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Architecture of the Geneformer-like encoder.
@@ -43,6 +46,21 @@ impl GeneformerConfig {
     }
 }
 
+/// Standard deviation of the embedding tables at init (BERT's `initializer_range`).
+pub const EMBEDDING_INIT_STD: f64 = 0.02;
+
+/// An embedding table of `n` rows of width `d` drawn from N(0, [`EMBEDDING_INIT_STD`]²).
+fn bert_embedding(n: usize, d: usize, vb: VarBuilder) -> Result<Embedding> {
+    let init = Init::Randn {
+        mean: 0.0,
+        stdev: EMBEDDING_INIT_STD,
+    };
+    Ok(Embedding::new(
+        vb.get_with_hints((n, d), "weight", init)?,
+        d,
+    ))
+}
+
 /// The Geneformer-like encoder.
 #[derive(Clone)]
 pub struct Geneformer {
@@ -62,8 +80,8 @@ impl Geneformer {
         let rng = DropoutRng::new(0);
         let emb = vb.pp("embedding");
         Ok(Self {
-            tokens: candle_nn::embedding(cfg.vocab_size + 1, cfg.d_model, emb.pp("tokens"))?,
-            positions: candle_nn::embedding(cfg.max_len, cfg.d_model, emb.pp("positions"))?,
+            tokens: bert_embedding(cfg.vocab_size + 1, cfg.d_model, emb.pp("tokens"))?,
+            positions: bert_embedding(cfg.max_len, cfg.d_model, emb.pp("positions"))?,
             norm: LayerNorm::new(cfg.d_model, emb.pp("norm"))?,
             dropout: Dropout::new(cfg.dropout, &rng),
             encoder: Encoder::new(
@@ -108,5 +126,44 @@ impl CellEncoder for Geneformer {
 
     fn reseed_dropout(&self, seed: u64) {
         self.rng.reseed(seed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::params::ParamStore;
+    use candle_core::Device;
+
+    fn std_of(t: &Tensor) -> f64 {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        (v.iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
+    }
+
+    /// Token and position tables start with standard deviation 0.02 (within 10%).
+    #[test]
+    fn embeddings_start_at_bert_std() {
+        let cfg = GeneformerConfig {
+            vocab_size: 300,
+            max_len: 64,
+            d_model: 32,
+            n_heads: 2,
+            d_hidden: 32,
+            n_layers: 1,
+            dropout: 0.0,
+        };
+        let store = ParamStore::new(3, &Device::Cpu);
+        Geneformer::new(&cfg, store.vb()).unwrap();
+        let weights = store.snapshot().unwrap();
+        for name in ["embedding.tokens.weight", "embedding.positions.weight"] {
+            let sd = std_of(&weights[name]);
+            assert!((sd - 0.02).abs() < 0.002, "{name}: std {sd}");
+        }
     }
 }

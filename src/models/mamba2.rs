@@ -129,6 +129,27 @@ fn inv_softplus(y: f64) -> f64 {
     y.exp_m1().ln()
 }
 
+/// A bias-free linear layer with PyTorch's `nn.Linear` weight init, U(±1/sqrt(in_dim)),
+/// multiplied by `scale`. candle-nn's `linear_no_bias` draws Kaiming-normal weights with
+/// the ReLU gain instead (std sqrt(2/in_dim), 2.4× PyTorch's), which `layers::linear`
+/// documents as stalling learning.
+fn torch_linear_no_bias(
+    in_dim: usize,
+    out_dim: usize,
+    scale: f64,
+    vb: VarBuilder,
+) -> Result<Linear> {
+    let bound = scale / (in_dim.max(1) as f64).sqrt();
+    let init = Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    Ok(Linear::new(
+        vb.get_with_hints((out_dim, in_dim), "weight", init)?,
+        None,
+    ))
+}
+
 /// One direction's Mamba-2 block (`Mamba2Simple`, ngroups = 1).
 struct Mamba2Block {
     in_proj: Linear,
@@ -146,8 +167,11 @@ struct Mamba2Block {
 impl Mamba2Block {
     fn new(cfg: &Mamba2Config, vb: VarBuilder) -> Result<Self> {
         let (d_inner, h, d_xbc) = (cfg.d_inner(), cfg.n_heads(), cfg.d_xbc());
+        // As mamba_ssm: in_proj keeps nn.Linear's default init; out_proj gets it too and is
+        // then divided by sqrt(n_layer) (`_init_weights` with rescale_prenorm_residual, one
+        // residual per layer), so the residual stream's variance does not grow with depth.
         let in_proj =
-            candle_nn::linear_no_bias(cfg.d_model, d_inner + d_xbc + h, vb.pp("in_proj"))?;
+            torch_linear_no_bias(cfg.d_model, d_inner + d_xbc + h, 1.0, vb.pp("in_proj"))?;
         // PyTorch's Conv1d default: U(±1/sqrt(fan_in)) with fan_in = d_conv (depthwise).
         let bound = 1.0 / (cfg.d_conv as f64).sqrt();
         let conv_init = Init::Uniform {
@@ -173,7 +197,8 @@ impl Mamba2Block {
         let dt_bias = vb.get_with_hints(h, "dt_bias", dt_init)?;
         let d = vb.get_with_hints(h, "D", Init::Const(1.0))?;
         let norm_weight = vb.get_with_hints(d_inner, "norm.weight", Init::Const(1.0))?;
-        let out_proj = candle_nn::linear_no_bias(d_inner, cfg.d_model, vb.pp("out_proj"))?;
+        let rescale = 1.0 / (cfg.n_layers.max(1) as f64).sqrt();
+        let out_proj = torch_linear_no_bias(d_inner, cfg.d_model, rescale, vb.pp("out_proj"))?;
         Ok(Self {
             in_proj,
             conv_weight,

@@ -1,8 +1,9 @@
 //! Foundation-model-like cell-type classifiers in candle: scGPT-like ([`scgpt`]),
 //! Geneformer-like ([`geneformer`]) and SC-MAMBA2-like ([`scmamba2`]), their pretraining
 //! heads ([`heads`]), one trainer for all of them ([`optim`], [`trainer`], [`pretrain`],
-//! [`finetune`]), safetensors checkpoints ([`checkpoint`]) and the end-to-end
-//! [`train_and_predict`] used by `scrobust train` and the study runner.
+//! [`finetune`]), safetensors checkpoints ([`checkpoint`]), the end-to-end
+//! [`train_and_predict`] used by `scrobust train` and the study runner, and the
+//! competence gate against logistic regression ([`gate`]).
 //!
 //! Every model maps a [`ModelInput`] (gene ids, values, padding mask) to hidden states
 //! `(b, l, d)`; the classifier reads the first token (`<cls>`).
@@ -12,6 +13,7 @@ pub mod config;
 pub mod finetune;
 pub mod fit;
 pub(crate) mod fused;
+pub mod gate;
 pub mod geneformer;
 pub mod heads;
 pub mod layers;
@@ -27,7 +29,10 @@ mod toy;
 pub mod trainer;
 
 pub use config::{ModelsConfig, TrainConfig};
-pub use pipeline::{train_and_predict, train_and_predict_many, PipelineOptions, TrainOutcome};
+pub use pipeline::{
+    train_and_predict, train_and_predict_many, PipelineOptions, ReferenceSplit, TrainOutcome,
+};
+pub use trainer::CurvePoint;
 
 use crate::error::{Error, Result};
 use crate::tokenize::collate::Batch;

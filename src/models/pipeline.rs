@@ -8,7 +8,8 @@
 //! tokenizer's gene medians, or model selection.
 
 use super::config::GeneSelection;
-use super::fit::{fit, FitData, FitOptions};
+use super::fit::{fit, FitData, FitOptions, Fitted};
+use super::trainer::CurvePoint;
 use super::{default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
@@ -30,20 +31,46 @@ pub struct TrainOutcome {
     pub n_params: usize,
     /// Pretraining steps run (0 with `--no-pretrain`).
     pub pretrain_steps: usize,
-    /// Fine-tuning steps run.
+    /// Fine-tuning steps run: `finetune_steps` of the profile, or fewer when stopped early.
     pub finetune_steps: usize,
+    /// True when fine-tuning stopped early (validation loss stopped improving).
+    pub stopped_early: bool,
     /// Cells in the pretraining corpus (reference training cells + extra corpus cells).
     pub n_pretrain_cells: usize,
     /// Wall time of tokenization, training and prediction, in seconds.
     pub seconds: f64,
-    /// Best validation accuracy (None without validation cells).
+    /// Validation accuracy of the selected weights (those with the lowest validation
+    /// loss; None without validation cells).
     pub val_accuracy: Option<f64>,
+    /// Validation macro F1 of the selected weights.
+    pub val_macro_f1: Option<f64>,
+    /// Validation cross entropy of the selected weights.
+    pub val_loss: Option<f64>,
     /// Fine-tuning step of the selected weights.
     pub best_step: Option<usize>,
     /// Mean loss of the last 10 pretraining steps.
     pub final_pretrain_loss: Option<f32>,
     /// Mean loss of the last 10 fine-tuning steps.
     pub final_finetune_loss: Option<f32>,
+    /// Fine-tuning learning curve: one point per evaluation (step, mean training loss since
+    /// the previous one, validation loss, accuracy and macro F1).
+    pub learning_curve: Vec<CurvePoint>,
+    /// Pretraining learning curve (training loss only; empty without pretraining).
+    pub pretrain_curve: Vec<CurvePoint>,
+    /// The reference cells the model trained and validated on, so that a baseline (the
+    /// competence gate) can use the identical cells. Not serialized: the row lists of a
+    /// large reference would dominate a study record.
+    #[serde(skip)]
+    pub split: ReferenceSplit,
+}
+
+/// Rows of the reference data set (indices into its cells) in each part of the split.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferenceSplit {
+    /// Labelled cells the model pretrains and fine-tunes on.
+    pub train_rows: Vec<usize>,
+    /// Labelled cells of model selection and early stopping (empty with `val_fraction` 0).
+    pub val_rows: Vec<usize>,
 }
 
 /// Options beyond the config file.
@@ -170,19 +197,47 @@ pub fn train_and_predict_many(
             scores,
         });
     }
-    let outcome = TrainOutcome {
-        prediction: predictions[0].clone(),
+    let split = ReferenceSplit {
+        train_rows,
+        val_rows,
+    };
+    let outcome = outcome_of(
+        fitted,
+        predictions[0].clone(),
+        data.pretrain.batch_size,
+        started.elapsed().as_secs_f64(),
+        split,
+    );
+    Ok((outcome, predictions))
+}
+
+/// The outcome of a fit: its stages' steps, scores and curves.
+fn outcome_of(
+    fitted: Fitted,
+    prediction: Prediction,
+    n_pretrain_cells: usize,
+    seconds: f64,
+    split: ReferenceSplit,
+) -> TrainOutcome {
+    let best = fitted.finetune.best.as_ref();
+    TrainOutcome {
+        prediction,
         n_params: fitted.n_params,
         pretrain_steps: fitted.pretrain.as_ref().map_or(0, |r| r.steps_done),
         finetune_steps: fitted.finetune.steps_done,
-        n_pretrain_cells: data.pretrain.batch_size,
-        seconds: started.elapsed().as_secs_f64(),
-        val_accuracy: fitted.finetune.best.map(|b| b.0),
-        best_step: fitted.finetune.best.map(|b| b.1),
+        stopped_early: fitted.finetune.stopped_early,
+        n_pretrain_cells,
+        seconds,
+        val_accuracy: best.and_then(|b| b.val_accuracy),
+        val_macro_f1: best.and_then(|b| b.val_macro_f1),
+        val_loss: best.and_then(|b| b.val_loss),
+        best_step: best.map(|b| b.step),
         final_pretrain_loss: fitted.pretrain.as_ref().and_then(|r| mean_tail(&r.losses)),
         final_finetune_loss: mean_tail(&fitted.finetune.losses),
-    };
-    Ok((outcome, predictions))
+        learning_curve: fitted.finetune.curve.clone(),
+        pretrain_curve: fitted.pretrain.map(|r| r.curve).unwrap_or_default(),
+        split,
+    }
 }
 
 /// Tokenize the extra pretraining corpus in the reference's gene space with the
@@ -391,6 +446,43 @@ mod tests {
             without.n_pretrain_cells + corpus.n_obs()
         );
         assert_eq!(with.prediction.predicted.len(), query.n_obs());
+    }
+
+    /// The outcome names the reference rows it trained and validated on (a partition of the
+    /// labelled cells), carries one curve point per evaluation, and the competence gate
+    /// scores logistic regression on exactly those validation rows.
+    #[test]
+    fn outcome_exposes_split_curve_and_gate() {
+        let (reference, query, labels) = tiny();
+        let mut cfg = smoke_config();
+        cfg.train.pretrain_steps = 3;
+        cfg.train.finetune_steps = 12;
+        cfg.train.eval_every = 5;
+        cfg.train.val_fraction = 0.25;
+        let (out, _) = with_corpus(&cfg, &reference, &labels, &query, &[]).unwrap();
+        let mut rows: Vec<usize> = out.split.train_rows.clone();
+        rows.extend(&out.split.val_rows);
+        rows.sort_unstable();
+        let labelled: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels.codes[i].is_some())
+            .collect();
+        assert_eq!(rows, labelled);
+        assert!(!out.split.val_rows.is_empty());
+        let steps: Vec<usize> = out.learning_curve.iter().map(|c| c.step).collect();
+        assert_eq!(steps, vec![5, 10, 12]);
+        assert_eq!(out.pretrain_curve.len(), 1);
+        let best = out.best_step.unwrap();
+        let point = out.learning_curve.iter().find(|c| c.step == best).unwrap();
+        assert_eq!(out.val_accuracy, point.val_accuracy);
+        assert_eq!(out.val_macro_f1, point.val_macro_f1);
+        let gate = crate::models::gate::competence_gate(&reference, &labels, &out, 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(gate.model.accuracy, out.val_accuracy.unwrap());
+        assert!((0.0..=1.0).contains(&gate.logistic.accuracy));
+        let json = serde_json::to_value(&out).unwrap();
+        assert!(json["learning_curve"][0]["val_macro_f1"].is_number());
+        assert!(json.get("split").is_none());
     }
 
     /// A corpus read from the query's own file, or of another value kind, is refused.

@@ -1,18 +1,22 @@
 //! Masked-modelling pretraining on reference cells (never query cells).
 //!
 //! - Binned models (scGPT-like, SC-MAMBA2-like): scGPT's gene expression prediction (GEP):
-//!   a fraction `mask_ratio` of the real, non-`<cls>` tokens get the value `−1`
-//!   (`mask_value`), and an [`ExprDecoder`] regresses the original bin from the token's
-//!   state; MSE over masked positions only.
-//! - Geneformer-like: BERT masked-token prediction: `mask_ratio` of the real tokens are
-//!   chosen; of these 80% become `<mask>`, 10% a random gene, 10% stay; cross entropy of
-//!   the original gene over the vocabulary, at chosen positions only.
+//!   a fraction `gep_mask_ratio` (default 0.4, scGPT's) of the real gene tokens get the
+//!   value `−1` (`mask_value`), and an [`ExprDecoder`] regresses the original bin from the
+//!   token's state; MSE over masked positions only.
+//! - Geneformer-like: BERT masked-token prediction: `mask_ratio` (0.15) of the real gene
+//!   tokens are chosen; of these 80% become `<mask>`, 10% a random gene, 10% stay; cross
+//!   entropy of the original gene over the vocabulary, at chosen positions only.
+//!
+//! Special tokens are never masked: `<cls>` and `<eos>` carry no gene to predict
+//! (Geneformer's collator passes them as `special_tokens_mask`), and padding is not input.
 
 use super::heads::{ExprDecoder, MlmHead};
-use super::trainer::{batch_rows, step_rng, StageTask};
+use super::trainer::{batch_rows, step_rng, Evaluation, StageTask};
 use super::{CellEncoder, ModelInput};
 use crate::error::Result;
 use crate::tokenize::collate::Batch;
+use crate::tokenize::{CLS_ID, EOS_ID};
 use candle_core::{Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -31,12 +35,24 @@ pub struct MaskedBatch {
     pub original: Batch,
 }
 
-fn choose_positions(batch: &Batch, ratio: f64, skip_first: bool, rng: &mut ChaCha8Rng) -> Vec<u32> {
+/// Real gene tokens of `batch` that may be masked: not padding, never `<cls>` or `<eos>`,
+/// and not the first position when `skip_first`.
+fn eligible_positions(batch: &Batch, skip_first: bool) -> Vec<u32> {
     let l = batch.seq_len;
-    let eligible: Vec<u32> = (0..batch.batch_size * l)
-        .filter(|&i| batch.attention_mask[i] != 0 && !(skip_first && i % l == 0))
+    (0..batch.batch_size * l)
+        .filter(|&i| {
+            let id = batch.gene_ids[i];
+            batch.attention_mask[i] != 0
+                && id != CLS_ID
+                && id != EOS_ID
+                && !(skip_first && i % l == 0)
+        })
         .map(|i| i as u32)
-        .collect();
+        .collect()
+}
+
+fn choose_positions(batch: &Batch, ratio: f64, skip_first: bool, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    let eligible = eligible_positions(batch, skip_first);
     let mut chosen: Vec<u32> = eligible
         .iter()
         .copied()
@@ -49,7 +65,8 @@ fn choose_positions(batch: &Batch, ratio: f64, skip_first: bool, rng: &mut ChaCh
     chosen
 }
 
-/// Mask values for GEP: chosen tokens get [`MASK_VALUE`]; `skip_first` spares `<cls>`.
+/// Mask values for GEP: chosen tokens get [`MASK_VALUE`]; `skip_first` also spares the
+/// first position (special tokens are always spared).
 pub fn mask_values(
     batch: &Batch,
     ratio: f64,
@@ -68,7 +85,8 @@ pub fn mask_values(
     }
 }
 
-/// Mask tokens BERT-style (80% `mask_token`, 10% a random id in `random_ids`, 10% kept).
+/// Mask tokens BERT-style (80% `mask_token`, 10% a random id in `random_ids`, 10% kept);
+/// `<cls>`, `<eos>` and padding are never chosen.
 pub fn mask_tokens(
     batch: &Batch,
     ratio: f64,
@@ -151,7 +169,8 @@ pub struct PretrainTask<'a> {
     pub cells: &'a Batch,
     /// Cells per step.
     pub batch_size: usize,
-    /// Fraction of tokens masked.
+    /// Fraction of gene tokens masked (the caller picks `mask_ratio` for token masking,
+    /// `gep_mask_ratio` for value masking).
     pub mask_ratio: f64,
     /// `<cls>` sits at position 0 and is never masked.
     pub has_cls: bool,
@@ -190,7 +209,7 @@ impl StageTask for PretrainTask<'_> {
         masked_loss(self.head, &hidden, &masked, self.value_scale)
     }
 
-    fn evaluate(&mut self) -> Result<Option<f64>> {
+    fn evaluate(&mut self) -> Result<Option<Evaluation>> {
         Ok(None)
     }
 }
@@ -224,14 +243,49 @@ mod tests {
             .iter()
             .all(|&p| m.batch.values[p as usize] == MASK_VALUE));
         assert_eq!(m.batch.values[0], 0.0);
+        // Without skip_first the `<cls>` tokens (id 1, positions 0 and 4) are still spared.
         let m = mask_tokens(&b, 1.0, false, 99, 4..10, &mut rng);
-        assert_eq!(m.positions.len(), 7);
+        assert_eq!(m.positions, vec![1, 2, 3, 5, 6]);
         let n_masked = m
             .positions
             .iter()
             .filter(|&&p| m.batch.gene_ids[p as usize] == 99)
             .count();
         assert!(n_masked >= 3, "{n_masked}");
+    }
+
+    /// Over many draws at a high ratio, neither masking ever touches `<cls>` or `<eos>`
+    /// (Geneformer V2 input: `<cls>` genes `<eos>` padding), while every gene is chosen.
+    #[test]
+    fn mlm_never_masks_cls_or_eos() {
+        let b = Batch {
+            batch_size: 2,
+            seq_len: 6,
+            gene_ids: vec![CLS_ID, 5, 6, 7, EOS_ID, 0, CLS_ID, 8, 9, EOS_ID, 0, 0],
+            values: vec![0.; 12],
+            attention_mask: vec![1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0],
+            labels: None,
+        };
+        let genes = [1u32, 2, 3, 7, 8];
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for skip_first in [false, true] {
+                let t = mask_tokens(&b, 0.9, skip_first, 99, 4..10, &mut rng);
+                let v = mask_values(&b, 0.9, skip_first, &mut rng);
+                for p in t.positions.iter().chain(&v.positions) {
+                    assert!(genes.contains(p), "masked position {p}");
+                    seen.insert(*p);
+                }
+                for (i, &id) in b.gene_ids.iter().enumerate() {
+                    if id == CLS_ID || id == EOS_ID {
+                        assert_eq!(t.batch.gene_ids[i], id);
+                        assert_eq!(v.batch.values[i], 0.0);
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), genes.to_vec());
     }
 
     /// Changing targets at unmasked positions does not change either MLM loss.

@@ -288,3 +288,47 @@ fn invalid_config_is_rejected() {
     };
     assert!(BiMamba2Encoder::new(&zero_chunk, seeded_vb(&VarMap::new(), 1)).is_err());
 }
+
+/// in_proj and out_proj start as mamba_ssm's: nn.Linear's U(±1/sqrt(fan_in)), out_proj
+/// divided by sqrt(n_layers). Checked on the bound (never exceeded, nearly reached) and
+/// on the standard deviation of a uniform draw, bound/sqrt(3).
+#[test]
+fn projections_start_as_mamba_ssm() -> Result<()> {
+    let cfg = Mamba2Config {
+        d_model: 32,
+        n_layers: 4,
+        ..tiny_cfg()
+    };
+    let map = VarMap::new();
+    BiMamba2Encoder::new(&cfg, seeded_vb(&map, 11))?;
+    let vars = map.data().lock().expect("var map lock").clone();
+    let in_bound = 1.0 / (cfg.d_model as f64).sqrt();
+    let out_bound = 1.0 / (cfg.d_inner() as f64).sqrt() / (cfg.n_layers as f64).sqrt();
+    let mut checked = 0;
+    for (name, var) in &vars {
+        let bound = if name.ends_with("in_proj.weight") {
+            in_bound
+        } else if name.ends_with("out_proj.weight") {
+            out_bound
+        } else {
+            continue;
+        };
+        let v: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+        let max = v.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs()));
+        assert!(
+            max <= bound && max > 0.95 * bound,
+            "{name}: max {max}, bound {bound}"
+        );
+        let n = v.len() as f64;
+        let sd = (v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n).sqrt();
+        let expected = bound / 3f64.sqrt();
+        assert!(
+            (sd - expected).abs() < 0.1 * expected,
+            "{name}: std {sd} vs {expected}"
+        );
+        checked += 1;
+    }
+    // Two projections in each of two directions per layer.
+    assert_eq!(checked, 4 * cfg.n_layers);
+    Ok(())
+}
