@@ -71,6 +71,10 @@ fn model_kind(method: &str) -> Option<ModelKind> {
 pub struct MethodOutcome {
     pub predictions: Vec<Prediction>,
     pub n_params: Option<usize>,
+    /// Neural fits: the competence gate (`None` when the reference has no validation cells).
+    pub gate: Option<crate::models::gate::GateReport>,
+    /// Neural fits: the fine-tuning learning curve.
+    pub learning_curve: Vec<crate::models::CurvePoint>,
 }
 
 /// Fit `method` on the reference and predict every query.
@@ -101,11 +105,18 @@ pub fn run_method(
         return Ok(MethodOutcome {
             predictions,
             n_params: None,
+            gate: None,
+            learning_curve: Vec::new(),
         });
     }
     let stacked = stack_cells(queries)?;
-    let (pred, n_params) = if let Some(b) = baseline {
-        (fit_predict(b, reference, labels, &stacked, seed)?, None)
+    let (pred, n_params, gate, curve) = if let Some(b) = baseline {
+        (
+            fit_predict(b, reference, labels, &stacked, seed)?,
+            None,
+            None,
+            Vec::new(),
+        )
     } else {
         let kind = model_kind(method)
             .ok_or_else(|| Error::param("method", format!("unknown method '{method}'")))?;
@@ -116,11 +127,16 @@ pub fn run_method(
             )
         })?;
         let outcome = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
-        (outcome.prediction, Some(outcome.n_params))
+        // The gate's logistic regression sees the same reference cells as the model.
+        let gate = crate::models::gate::competence_gate(reference, labels, &outcome, seed)?;
+        let curve = outcome.learning_curve.clone();
+        (outcome.prediction, Some(outcome.n_params), gate, curve)
     };
     Ok(MethodOutcome {
         predictions: unstack(&pred, queries),
         n_params,
+        gate,
+        learning_curve: curve,
     })
 }
 

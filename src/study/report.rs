@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Columns of `results.csv`, one row per grid cell.
-pub const CSV_HEADER: &str = "dataset,method,seed,noise_fraction,noise_sigma,noise_target,perturb_zeros,n_reference,n_query,accuracy,accuracy_ci_low,accuracy_ci_high,macro_f1,macro_f1_ci_low,macro_f1_ci_high,weighted_f1,n_params,seconds,key";
+pub const CSV_HEADER: &str = "dataset,method,seed,noise_fraction,noise_sigma,noise_target,perturb_zeros,n_reference,n_query,accuracy,accuracy_ci_low,accuracy_ci_high,macro_f1,macro_f1_ci_low,macro_f1_ci_high,weighted_f1,n_params,gate,seconds,key";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -27,7 +27,7 @@ pub fn results_csv(records: &[RunRecord]) -> String {
     for r in records {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:?},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}",
+            "{},{},{},{},{},{:?},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{:.3},{}",
             csv_field(&r.dataset),
             r.method,
             r.seed,
@@ -45,6 +45,11 @@ pub fn results_csv(records: &[RunRecord]) -> String {
             r.macro_f1_ci.1,
             r.report.weighted_f1,
             r.n_params.map(|n| n.to_string()).unwrap_or_default(),
+            match r.gate_passed {
+                Some(true) => "passed",
+                Some(false) => "undertrained",
+                None => "",
+            },
             r.seconds,
             r.key
         )
@@ -252,6 +257,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         s.push('\n');
     }
 
+    gate_section(&mut s, records);
     claims_section(&mut s, records);
     if !ctx.figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
@@ -260,6 +266,49 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         }
     }
     s
+}
+
+/// The competence gate of every clean neural fit: its reference-validation scores next to
+/// logistic regression's on the same cells. Failing fits are "undertrained" and left out.
+fn gate_section(s: &mut String, records: &[RunRecord]) {
+    let fits: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.gate.is_some() && r.noise.is_clean())
+        .collect();
+    if fits.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Competence gate (neural fits, clean reference)\n");
+    let _ = writeln!(s, "A fit counts as evidence only when its reference-validation accuracy is within 3 points, and its macro F1 within 5, of L1 logistic regression trained and scored on the same reference cells. Failing fits are marked undertrained and left out of every claim.\n");
+    let _ = writeln!(s, "| data set | method | seed | val accuracy | LR val accuracy | val macro F1 | LR val macro F1 | best step | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for r in fits {
+        let Some(g) = &r.gate else { continue };
+        let best = r
+            .learning_curve
+            .iter()
+            .filter(|c| c.val_loss.is_some())
+            .min_by(|a, b| {
+                a.val_loss
+                    .partial_cmp(&b.val_loss)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map_or("–".into(), |c| c.step.to_string());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+            r.dataset,
+            pretty(&r.method),
+            r.seed,
+            g.model.accuracy,
+            g.logistic.accuracy,
+            g.model.macro_f1,
+            g.logistic.macro_f1,
+            best,
+            if g.passed { "passed" } else { "undertrained" }
+        );
+    }
+    s.push('\n');
 }
 
 /// The claims table: pooled effect with its cluster-bootstrap interval, the magnitude

@@ -43,6 +43,12 @@ pub struct RunRecord {
     /// The competence gate of a neural fit (`None`: not a neural fit, or not gated).
     #[serde(default)]
     pub gate_passed: Option<bool>,
+    /// The gate's numbers: the model's and logistic regression's reference-validation scores.
+    #[serde(default)]
+    pub gate: Option<crate::models::gate::GateReport>,
+    /// A neural fit's fine-tuning learning curve.
+    #[serde(default)]
+    pub learning_curve: Vec<crate::models::CurvePoint>,
 }
 
 /// What a finished study produced.
@@ -243,7 +249,7 @@ fn run_unit(
     let seconds = started.elapsed().as_secs_f64();
     let mut records = Vec::with_capacity(u.group.len());
     for ((cond, key), pred) in u.group.iter().zip(u.keys).zip(&outcome.predictions) {
-        let rec = score(
+        let mut rec = score(
             task,
             u.method,
             seed,
@@ -254,6 +260,9 @@ fn run_unit(
             seconds,
             bootstrap,
         )?;
+        rec.gate_passed = outcome.gate.as_ref().map(|g| g.passed);
+        rec.gate.clone_from(&outcome.gate);
+        rec.learning_curve.clone_from(&outcome.learning_curve);
         log_line(
             bar,
             format!(
@@ -362,6 +371,8 @@ fn score(
             .zip(task.reference_labels.counts())
             .collect(),
         gate_passed: None,
+        gate: None,
+        learning_curve: Vec::new(),
     })
 }
 

@@ -45,6 +45,8 @@ fn record(
         seconds: 0.0,
         reference_counts: vec![("A".into(), 60), ("B".into(), 40)],
         gate_passed: None,
+        gate: None,
+        learning_curve: Vec::new(),
     }
 }
 
