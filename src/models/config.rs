@@ -30,17 +30,21 @@ pub enum ClassBalance {
     Loss,
 }
 
-/// Which non-zero genes a binned model (scGPT-like, SC-MAMBA2-like) sees when a cell has
-/// more than `max_seq_len − 1` of them.
+/// Which genes a binned model (scGPT-like, SC-MAMBA2-like) sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneSelection {
-    /// The highest-valued genes (default). At a short sequence this keeps the strongly
-    /// expressed genes, markers included, as Geneformer's rank truncation does; a random
-    /// subset of 128 of a cell's several hundred non-zero genes often drops them.
+    /// scGPT's annotation input (default): highly variable genes chosen on the reference
+    /// training cells, as many as keep 99% of those cells within `max_seq_len − 1`
+    /// non-zero genes, and every non-zero one of them in gene order; the rare longer cell
+    /// is subsampled at random (see [`crate::models::genes`]).
     #[default]
+    Hvg,
+    /// Ablation only: a cell's highest-valued genes, in decreasing value order. It hands a
+    /// sequence model the rank order and drops the genes noise creates.
     Top,
-    /// scGPT's uniform random subset (its tutorials use 3001 tokens, i.e. nearly all genes).
+    /// All of the reference's genes, a seeded uniform subset of the non-zero ones when a
+    /// cell has more than fit (scGPT without HVG selection).
     Random,
 }
 
@@ -75,7 +79,7 @@ pub struct TrainParams {
     pub grad_clip: f64,
     /// Tokens per cell including `<cls>`.
     pub max_seq_len: usize,
-    /// Gene selection of binned models when a cell has more genes than fit.
+    /// Which genes binned models see (default `hvg`, scGPT's input; `top` is an ablation).
     #[serde(default)]
     pub gene_selection: GeneSelection,
     /// Expression bins for binned models (scGPT: 51).
@@ -241,23 +245,23 @@ mod tests {
         TrainConfig::load(&path).unwrap()
     }
 
-    /// `gene_selection` defaults to top-by-value when a profile omits it (smoke.toml does),
-    /// and the quick profile asks for it explicitly.
+    /// `gene_selection` defaults to scGPT's HVG input when a profile omits it (smoke.toml
+    /// does), the quick profile asks for it explicitly, and `top` stays an ablation.
     #[test]
-    fn gene_selection_defaults_to_top() {
+    fn gene_selection_defaults_to_hvg() {
         assert_eq!(
             repo_config("smoke.toml").train.gene_selection,
-            GeneSelection::Top
+            GeneSelection::Hvg
         );
         assert_eq!(
             repo_config("quick.toml").train.gene_selection,
-            GeneSelection::Top
+            GeneSelection::Hvg
         );
         let text = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/quick.toml"),
         )
         .unwrap()
-        .replace("gene_selection = \"top\"", "gene_selection = \"random\"");
+        .replace("gene_selection = \"hvg\"", "gene_selection = \"random\"");
         let cfg = TrainConfig::from_toml_str(&text, Path::new("quick.toml")).unwrap();
         assert_eq!(cfg.train.gene_selection, GeneSelection::Random);
     }

@@ -14,6 +14,7 @@ pub mod finetune;
 pub mod fit;
 pub(crate) mod fused;
 pub mod gate;
+pub mod genes;
 pub mod geneformer;
 pub mod heads;
 pub mod layers;

@@ -57,6 +57,14 @@ pub struct TrainOutcome {
     pub learning_curve: Vec<CurvePoint>,
     /// Pretraining learning curve (training loss only; empty without pretraining).
     pub pretrain_curve: Vec<CurvePoint>,
+    /// Genes the model reads (the HVG set of a binned model with `gene_selection = "hvg"`,
+    /// else all of the reference's genes).
+    pub input_genes: usize,
+    /// Share of reference training cells with more non-zero input genes than the sequence
+    /// holds (subsampled; binned models with the HVG set only, else 0).
+    pub truncation_rate: f64,
+    /// The same share on the (first) query.
+    pub query_truncation_rate: f64,
     /// The reference cells the model trained and validated on, so that a baseline (the
     /// competence gate) can use the identical cells. Not serialized: the row lists of a
     /// large reference would dominate a study record.
@@ -136,6 +144,19 @@ pub fn train_and_predict_many(
     check_inputs(reference, reference_labels, queries)?;
     let p = &cfg.train;
     let (train_rows, val_rows) = split_reference(reference_labels, p.val_fraction, seed)?;
+    let inputs = ModelInputs::choose(
+        kind,
+        cfg,
+        reference,
+        queries,
+        opts.pretrain_corpus,
+        &train_rows,
+    )?;
+    let (reference, queries) = (&inputs.reference, inputs.queries.as_slice());
+    let opts = &PipelineOptions {
+        pretrain_corpus: &inputs.corpus,
+        ..*opts
+    };
     let vocab = GeneVocab::from_genes(&reference.gene_names)?;
     let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
     let tokenizer = Tokenizer::new(kind, cfg, reference, &train_rows)?;
@@ -201,12 +222,19 @@ pub fn train_and_predict_many(
         train_rows,
         val_rows,
     };
-    let outcome = outcome_of(
+    let mut outcome = outcome_of(
         fitted,
         predictions[0].clone(),
         data.pretrain.batch_size,
         started.elapsed().as_secs_f64(),
         split,
+    );
+    outcome.input_genes = reference.n_vars();
+    outcome.truncation_rate = inputs.truncation_rate;
+    outcome.query_truncation_rate = crate::models::genes::truncation_rate(
+        &queries[0].x,
+        &(0..reference.n_vars()).collect::<Vec<_>>(),
+        tokenizer.spec.max_genes(),
     );
     Ok((outcome, predictions))
 }
@@ -236,6 +264,9 @@ fn outcome_of(
         final_finetune_loss: mean_tail(&fitted.finetune.losses),
         learning_curve: fitted.finetune.curve.clone(),
         pretrain_curve: fitted.pretrain.map(|r| r.curve).unwrap_or_default(),
+        input_genes: 0,
+        truncation_rate: 0.0,
+        query_truncation_rate: 0.0,
         split,
     }
 }
@@ -337,6 +368,52 @@ fn split_reference(
     )
 }
 
+/// The data a model reads: for a binned model with `gene_selection = "hvg"`, reference,
+/// queries and extra corpus restricted to the HVG set of the reference training cells;
+/// otherwise the data as given.
+struct ModelInputs {
+    reference: Dataset,
+    queries: Vec<Dataset>,
+    corpus: Vec<Dataset>,
+    truncation_rate: f64,
+}
+
+impl ModelInputs {
+    fn choose(
+        kind: ModelKind,
+        cfg: &TrainConfig,
+        reference: &Dataset,
+        queries: &[Dataset],
+        corpus: &[Dataset],
+        train_rows: &[usize],
+    ) -> Result<Self> {
+        if !kind.uses_bins() || cfg.train.gene_selection != GeneSelection::Hvg {
+            return Ok(Self {
+                reference: reference.clone(),
+                queries: queries.to_vec(),
+                corpus: corpus.to_vec(),
+                truncation_rate: 0.0,
+            });
+        }
+        let max_genes = CollateSpec::scgpt(cfg.train.max_seq_len).max_genes();
+        let set = crate::models::genes::select_hvg_genes(reference, train_rows, max_genes)?;
+        let restrict = |ds: &Dataset| ds.select_genes(&set.genes);
+        Ok(Self {
+            reference: restrict(reference),
+            queries: queries.iter().map(restrict).collect(),
+            corpus: corpus
+                .iter()
+                .map(|c| -> Result<Dataset> {
+                    let (conformed, _) =
+                        crate::data::split::conform_genes(c, &reference.gene_names)?;
+                    Ok(restrict(&conformed))
+                })
+                .collect::<Result<_>>()?,
+            truncation_rate: set.truncation_rate,
+        })
+    }
+}
+
 /// The tokenizer of a model kind, fitted on reference training cells where it learns.
 struct Tokenizer {
     kind: Tokenization,
@@ -360,7 +437,7 @@ impl Tokenizer {
             let spec = CollateSpec::scgpt(max_len);
             let mode = match cfg.train.gene_selection {
                 GeneSelection::Top => SelectionMode::TopByValue,
-                GeneSelection::Random => SelectionMode::RandomSubsample,
+                GeneSelection::Hvg | GeneSelection::Random => SelectionMode::RandomSubsample,
             };
             let selection = SequenceSelection::limit(spec.max_genes(), mode);
             Ok(Self {
