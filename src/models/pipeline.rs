@@ -14,6 +14,7 @@ use super::{default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{
     collate, tokenize_binned, tokenize_rank, Batch, BinningTokenizer, CollateSpec, GeneVocab,
     RankTokenizerParams, SelectionMode, SequenceSelection, TieMode, TokenizedCell, N_SPECIAL,
@@ -449,7 +450,10 @@ impl Tokenizer {
             })
         } else {
             let params = RankTokenizerParams::v2().with_max_len(max_len);
-            let fitted = params.fit_dataset(&reference.select_cells(train_rows))?;
+            // Geneformer ranks normalized counts: log1p(CP10k) input is mapped back first.
+            let mut train = reference.select_cells(train_rows);
+            train.x = rank_encoding_input(&train.x, train.value_kind);
+            let fitted = params.fit_dataset(&train)?;
             Ok(Self {
                 spec: params.collate_spec(),
                 kind: Tokenization::Rank(fitted),
@@ -460,7 +464,11 @@ impl Tokenizer {
     fn tokenize(&self, ds: &Dataset, column_ids: &[u32], seed: u64) -> Result<Vec<TokenizedCell>> {
         match &self.kind {
             Tokenization::Binned(tok, sel) => tokenize_binned(&ds.x, column_ids, tok, sel, seed),
-            Tokenization::Rank(fitted) => tokenize_rank(&ds.x, column_ids, fitted),
+            Tokenization::Rank(fitted) => tokenize_rank(
+                &rank_encoding_input(&ds.x, ds.value_kind),
+                column_ids,
+                fitted,
+            ),
         }
     }
 }
@@ -470,6 +478,31 @@ mod tests {
     use super::*;
     use crate::data::simulate::{simulate, Profile, SimulateOptions};
     use crate::models::toy::smoke_config;
+
+    /// Rank tokens of counts and of their log1p(CP10k) are identical: the pipeline maps
+    /// log-normalized input back with expm1 wherever the rank tokenizer is fitted or applied.
+    #[test]
+    fn rank_tokens_same_for_counts_and_their_log1p_cp10k() {
+        let (reference, _, _) = tiny();
+        let mut logged = reference.clone();
+        crate::pp::normalize_total_inplace(&mut logged.x, 1e4);
+        crate::pp::log1p_inplace(&mut logged.x);
+        logged.value_kind = crate::data::ValueKind::LogNormalized;
+        let cfg = smoke_config();
+        let rows: Vec<usize> = (0..reference.n_obs()).collect();
+        let ids: Vec<u32> = (0..reference.n_vars() as u32)
+            .map(|g| g + N_SPECIAL)
+            .collect();
+        let tokens = |ds: &Dataset| -> Vec<Vec<u32>> {
+            let t = Tokenizer::new(ModelKind::Geneformer, &cfg, ds, &rows).unwrap();
+            t.tokenize(ds, &ids, 0)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.gene_ids)
+                .collect()
+        };
+        assert_eq!(tokens(&reference), tokens(&logged));
+    }
 
     fn tiny() -> (Dataset, Dataset, Labels) {
         let mut opts = SimulateOptions::new(Profile::PancreasLike);
