@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine with a Rust toolchain. Installs only what
-# is missing: a C compiler and CMake >= 3.26 (HDF5 1.14 is built from source by the `hdf5`
+# is missing: a C compiler and CMake >= 3.26 (HDF5 2.2 is built from source by the `hdf5`
 # crate's `static` feature, so no system libhdf5 is needed; Debian 12's CMake is 3.25, so
 # CMake comes from PyPI into the project's .venv-tools, which .cargo/config.toml points the
 # build at) and `just`, from crates.io, because bookworm has no `just` package and its

@@ -46,7 +46,13 @@ pub(super) fn read_compound_dataframe(
                 Err(_) => Column::Int(hdf::read_field_numbers::<i64>(ds, name, ctx, &fkey)?),
             },
             Kind::Float => Column::Float(hdf::read_field_numbers::<f64>(ds, name, ctx, &fkey)?),
-            Kind::Bool => Column::Bool(hdf::read_field_numbers::<bool>(ds, name, ctx, &fkey)?),
+            // As integers, not `bool`: a corrupt byte outside the enum would not be a valid `bool`.
+            Kind::Bool => Column::Bool(
+                hdf::read_field_numbers::<u8>(ds, name, ctx, &fkey)?
+                    .into_iter()
+                    .map(|v| v != 0)
+                    .collect(),
+            ),
             Kind::Str => Column::Str(hdf::read_field_strings(ds, name, ty, ctx, &fkey)?),
             // Array-valued fields are not dataframe columns.
             Kind::Compound(_) | Kind::Other(_) => continue,

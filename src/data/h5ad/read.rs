@@ -37,7 +37,10 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let ctx = Ctx { path };
+    let file_size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    let ctx = Ctx { path, file_size };
     let root: &hdf5::Group = &file;
 
     let (x_key, var_key) = if opts.use_raw {
@@ -52,6 +55,8 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let (n_obs, n_vars) = x.shape();
     let (cell_ids, obs) = read_dataframe(root, "obs", n_obs, ctx)?;
     let (gene_names, _) = read_dataframe(root, var_key, n_vars, ctx)?;
+    // Only now that the stored indexes confirm the shape may buffers sized by it be made.
+    let x = x.build(ctx)?;
     check_unique(&gene_names, ctx, &format!("{var_key} index (gene names)"))?;
     check_finite(&x, &cell_ids, &gene_names, ctx, x_key)?;
     let obsm = read_obsm(root, n_obs, ctx)?;
@@ -69,21 +74,57 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     })
 }
 
-/// A [`Error::MissingKey`] listing the keys that do exist next to `key`.
+/// A [`Error::MissingKey`] listing the keys that do exist next to `key` (or why they
+/// cannot be listed: in a corrupt file a key can be "missing" because its group is).
 fn missing(root: &hdf5::Group, ctx: Ctx, key: &str) -> Error {
-    let existing = root.member_names().unwrap_or_default();
     Error::MissingKey {
         path: ctx.path.to_path_buf(),
         key: key.to_string(),
-        hint: format!(
-            "; keys present: {}",
-            if existing.is_empty() {
-                "(none)".to_string()
-            } else {
-                existing.join(", ")
-            }
-        ),
+        hint: listing(root, "keys"),
     }
+}
+
+/// "; keys present: a, b" for `g`, or why they cannot be listed.
+fn listing(g: &hdf5::Group, what: &str) -> String {
+    match member_names(g) {
+        Ok(names) if names.is_empty() => format!("; {what} present: (none)"),
+        Ok(names) => format!("; {what} present: {}", names.join(", ")),
+        Err(e) => format!("; the {what} present cannot be listed: {e}"),
+    }
+}
+
+/// Open dataset `name` of `g` (`key` is its full name). A missing link is
+/// [`Error::MissingKey`] with `hint`; a link that exists but does not open (a corrupt
+/// object header) is [`Error::InvalidData`] with HDF5's reason rather than "not found".
+fn open_dataset(
+    g: &hdf5::Group,
+    name: &str,
+    ctx: Ctx,
+    key: &str,
+    hint: impl FnOnce() -> String,
+) -> Result<hdf5::Dataset> {
+    g.dataset(name).map_err(|e| {
+        // A corrupt name index can fail the lookup of a link that the listing still shows.
+        let listed = || member_names(g).is_ok_and(|names| names.iter().any(|n| n == name));
+        if g.link_exists(name) || listed() {
+            ctx.invalid(key, format!("cannot open: {e}"))
+        } else {
+            Error::MissingKey {
+                path: ctx.path.to_path_buf(),
+                key: key.to_string(),
+                hint: hint(),
+            }
+        }
+    })
+}
+
+/// The names of a group's members, sorted: HDF5 lists links in storage order, which
+/// depends on the library version and on how the group is stored, and messages and the
+/// fallback column order should not.
+fn member_names(g: &hdf5::Group) -> hdf5::Result<Vec<String>> {
+    let mut names = g.member_names()?;
+    names.sort();
+    Ok(names)
 }
 
 /// `raw/X` + `raw/var` (anndata ≥ 0.7) or `raw.X` + `raw.var` (older).
@@ -101,8 +142,69 @@ fn raw_keys(root: &hdf5::Group, ctx: Ctx) -> Result<(&'static str, &'static str)
     }
 }
 
-/// Read a sparse group or a dense 2-D dataset as CSR.
-fn read_matrix(root: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
+/// X as stored, checked against its shape but not yet converted to CSR. Conversion
+/// allocates buffers sized by the shape (row pointers, a transposition), and the shape is
+/// metadata that a corrupt file can inflate (a CSR matrix's column count is bounded by
+/// nothing else in `X`), so conversion waits until the obs and var indexes agree with it.
+enum RawMatrix {
+    Dense {
+        n_rows: usize,
+        n_cols: usize,
+        values: Vec<f32>,
+    },
+    Compressed {
+        n_rows: usize,
+        n_cols: usize,
+        is_csr: bool,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        data: Vec<f32>,
+    },
+}
+
+impl RawMatrix {
+    fn shape(&self) -> (usize, usize) {
+        match *self {
+            RawMatrix::Dense { n_rows, n_cols, .. } => (n_rows, n_cols),
+            RawMatrix::Compressed { n_rows, n_cols, .. } => (n_rows, n_cols),
+        }
+    }
+
+    /// Convert to CSR (CSC is transposed, dense values are compressed).
+    fn build(self, ctx: Ctx) -> Result<CsrMatrix> {
+        let source = ctx.path.display().to_string();
+        match self {
+            RawMatrix::Dense {
+                n_rows,
+                n_cols,
+                values,
+            } => dense_to_csr(n_rows, n_cols, &values, &source),
+            RawMatrix::Compressed {
+                n_rows,
+                n_cols,
+                is_csr: true,
+                indptr,
+                indices,
+                data,
+            } => CsrMatrix::from_unsorted(n_rows, n_cols, indptr, indices, data, &source),
+            RawMatrix::Compressed {
+                n_rows,
+                n_cols,
+                is_csr: false,
+                indptr,
+                indices,
+                data,
+            } => {
+                let (indptr, indices, data) =
+                    transpose_compressed(n_cols, n_rows, &indptr, &indices, &data);
+                CsrMatrix::new(n_rows, n_cols, indptr, indices, data, &source)
+            }
+        }
+    }
+}
+
+/// Read a sparse group or a dense 2-D dataset.
+fn read_matrix(root: &hdf5::Group, key: &str, ctx: Ctx) -> Result<RawMatrix> {
     if let Ok(g) = root.group(key) {
         return read_sparse(&g, key, ctx);
     }
@@ -116,7 +218,6 @@ fn read_matrix(root: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
             format!("dense matrix must be 2-D, found shape {shape:?}"),
         ));
     }
-    let values = hdf::read_f32(&ds, ctx, key)?;
     let (n_rows, n_cols) = (shape[0], shape[1]);
     if n_cols > u32::MAX as usize {
         return Err(ctx.invalid(
@@ -124,6 +225,16 @@ fn read_matrix(root: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
             format!("{n_cols} columns exceed the supported maximum"),
         ));
     }
+    let values = hdf::read_f32(&ds, ctx, key)?;
+    Ok(RawMatrix::Dense {
+        n_rows,
+        n_cols,
+        values,
+    })
+}
+
+/// Row-major dense values → CSR, keeping the non-zeros.
+fn dense_to_csr(n_rows: usize, n_cols: usize, values: &[f32], source: &str) -> Result<CsrMatrix> {
     let mut indptr = Vec::with_capacity(n_rows + 1);
     indptr.push(0);
     let (mut indices, mut data) = (Vec::new(), Vec::new());
@@ -139,60 +250,17 @@ fn read_matrix(root: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
     if n_cols == 0 {
         indptr.resize(n_rows + 1, 0);
     }
-    CsrMatrix::new(
-        n_rows,
-        n_cols,
-        indptr,
-        indices,
-        data,
-        &ctx.path.display().to_string(),
-    )
+    CsrMatrix::new(n_rows, n_cols, indptr, indices, data, source)
 }
 
 /// Read a `csr_matrix`/`csc_matrix` group (modern `encoding-type` + `shape`, or legacy
-/// `h5sparse_format` + `h5sparse_shape`), validating it before building the CSR matrix.
-fn read_sparse(g: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
-    let format = match hdf::read_string_attr(g, "encoding-type", ctx, key)? {
-        Some(f) => f,
-        None => hdf::read_string_attr(g, "h5sparse_format", ctx, key)?.ok_or_else(|| {
-            ctx.invalid(
-                key,
-                "sparse group has neither an 'encoding-type' nor an 'h5sparse_format' attribute",
-            )
-        })?,
-    };
-    let is_csr = match format.as_str() {
-        "csr_matrix" | "csr" => true,
-        "csc_matrix" | "csc" => false,
-        other => {
-            return Err(ctx.invalid(
-                key,
-                format!(
-                    "unsupported matrix encoding '{other}' (expected csr_matrix or csc_matrix)"
-                ),
-            ))
-        }
-    };
-    let shape = match hdf::read_int_list_attr(g, "shape", ctx, key)? {
-        Some(s) => s,
-        None => hdf::read_int_list_attr(g, "h5sparse_shape", ctx, key)?
-            .ok_or_else(|| ctx.invalid(key, "sparse group has no 'shape' attribute"))?,
-    };
-    if shape.len() != 2 || shape.iter().any(|&d| d < 0) {
-        return Err(ctx.invalid(
-            key,
-            format!("shape attribute must be two non-negative numbers, found {shape:?}"),
-        ));
-    }
-    let (n_rows, n_cols) = (shape[0] as usize, shape[1] as usize);
+/// `h5sparse_format` + `h5sparse_shape`) and validate its arrays against the shape.
+fn read_sparse(g: &hdf5::Group, key: &str, ctx: Ctx) -> Result<RawMatrix> {
+    let is_csr = sparse_is_csr(g, key, ctx)?;
+    let (n_rows, n_cols) = sparse_shape(g, key, ctx)?;
     let member = |name: &str| -> Result<hdf5::Dataset> {
-        g.dataset(name).map_err(|_| Error::MissingKey {
-            path: ctx.path.to_path_buf(),
-            key: format!("{key}/{name}"),
-            hint: format!(
-                "; members present: {}",
-                g.member_names().unwrap_or_default().join(", ")
-            ),
+        open_dataset(g, name, ctx, &format!("{key}/{name}"), || {
+            listing(g, "members")
         })
     };
     let data = hdf::read_f32(&*member("data")?, ctx, &format!("{key}/data"))?;
@@ -204,22 +272,59 @@ fn read_sparse(g: &hdf5::Group, key: &str, ctx: Ctx) -> Result<CsrMatrix> {
     } else {
         (n_cols, n_rows)
     };
-    if n_cols > u32::MAX as usize || n_rows > u32::MAX as usize {
+    let (indptr, indices) =
+        check_compressed(indptr, indices, data.len(), n_major, n_minor, ctx, key)?;
+    Ok(RawMatrix::Compressed {
+        n_rows,
+        n_cols,
+        is_csr,
+        indptr,
+        indices,
+        data,
+    })
+}
+
+/// Whether a sparse group is CSR (`true`) or CSC (`false`), from its encoding attribute.
+fn sparse_is_csr(g: &hdf5::Group, key: &str, ctx: Ctx) -> Result<bool> {
+    let format = match hdf::read_string_attr(g, "encoding-type", ctx, key)? {
+        Some(f) => f,
+        None => hdf::read_string_attr(g, "h5sparse_format", ctx, key)?.ok_or_else(|| {
+            ctx.invalid(
+                key,
+                "sparse group has neither an 'encoding-type' nor an 'h5sparse_format' attribute",
+            )
+        })?,
+    };
+    match format.as_str() {
+        "csr_matrix" | "csr" => Ok(true),
+        "csc_matrix" | "csc" => Ok(false),
+        other => Err(ctx.invalid(
+            key,
+            format!("unsupported matrix encoding '{other}' (expected csr_matrix or csc_matrix)"),
+        )),
+    }
+}
+
+/// The `shape` (or legacy `h5sparse_shape`) attribute of a sparse group.
+fn sparse_shape(g: &hdf5::Group, key: &str, ctx: Ctx) -> Result<(usize, usize)> {
+    let shape = match hdf::read_int_list_attr(g, "shape", ctx, key)? {
+        Some(s) => s,
+        None => hdf::read_int_list_attr(g, "h5sparse_shape", ctx, key)?
+            .ok_or_else(|| ctx.invalid(key, "sparse group has no 'shape' attribute"))?,
+    };
+    if shape.len() != 2 || shape.iter().any(|&d| d < 0) {
+        return Err(ctx.invalid(
+            key,
+            format!("shape attribute must be two non-negative numbers, found {shape:?}"),
+        ));
+    }
+    if shape.iter().any(|&d| d > u32::MAX as i64) {
         return Err(ctx.invalid(
             key,
             format!("shape {shape:?} exceeds the supported maximum"),
         ));
     }
-    let (indptr, indices) =
-        check_compressed(indptr, indices, data.len(), n_major, n_minor, ctx, key)?;
-    let source = ctx.path.display().to_string();
-    if is_csr {
-        CsrMatrix::from_unsorted(n_rows, n_cols, indptr, indices, data, &source)
-    } else {
-        let (indptr, indices, data) =
-            transpose_compressed(n_cols, n_rows, &indptr, &indices, &data);
-        CsrMatrix::new(n_rows, n_cols, indptr, indices, data, &source)
-    }
+    Ok((shape[0] as usize, shape[1] as usize))
 }
 
 /// Validate compressed-sparse arrays against the shape and convert index types.
@@ -405,16 +510,14 @@ fn read_group_dataframe(g: &hdf5::Group, key: &str, n: usize, ctx: Ctx) -> Resul
         }
     };
     let index_key = format!("{key}/{index_name}");
-    let index_ds = g.dataset(&index_name).map_err(|_| Error::MissingKey {
-        path: ctx.path.to_path_buf(),
-        key: index_key.clone(),
-        hint: "; named by the '_index' attribute".to_string(),
+    let index_ds = open_dataset(g, &index_name, ctx, &index_key, || {
+        "; named by the '_index' attribute".to_string()
     })?;
     let index = hdf::read_strings(&index_ds, ctx, &index_key)?;
     let order = match hdf::read_string_list_attr(g, "column-order", ctx, key)? {
         Some(order) => order,
         None => {
-            let mut names = g.member_names().map_err(ctx.h5(key))?;
+            let mut names = member_names(g).map_err(ctx.h5(key))?;
             names.retain(|m| m != &index_name && m != "__categories");
             names
         }
@@ -447,8 +550,9 @@ fn read_group_column(
     if let Ok(sub) = g.group(name) {
         let enc = hdf::read_string_attr(&sub, "encoding-type", ctx, key)?.unwrap_or_default();
         let ds = |m: &str| {
-            sub.dataset(m)
-                .map_err(|_| ctx.invalid(key, format!("'{enc}' group has no '{m}' member")))
+            open_dataset(&sub, m, ctx, &format!("{key}/{m}"), || {
+                format!("; the '{enc}' encoding needs it")
+            })
         };
         return match enc.as_str() {
             "categorical" => {
@@ -520,10 +624,9 @@ pub(super) fn categorical(
     ctx: Ctx,
     key: &str,
 ) -> Result<Column> {
-    if let Some(&c) = codes
-        .iter()
-        .find(|&&c| c < -1 || c >= categories.len() as i64)
-    {
+    // Codes are kept as i32, so a valid code must also fit one.
+    let n_valid = categories.len().min(i32::MAX as usize) as i64;
+    if let Some(&c) = codes.iter().find(|&&c| c < -1 || c >= n_valid) {
         return Err(ctx.invalid(
             key,
             format!(
@@ -548,7 +651,7 @@ fn read_obsm(
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for name in g.member_names().map_err(ctx.h5("obsm"))? {
+    for name in member_names(&g).map_err(ctx.h5("obsm"))? {
         let Ok(ds) = g.dataset(&name) else { continue };
         let shape = ds.shape();
         let key = format!("obsm/{name}");

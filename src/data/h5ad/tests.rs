@@ -370,3 +370,186 @@ fn failed_write_leaves_nothing() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     assert!(write_h5ad(&toy(), &dir.path().join("no/such/dir/x.h5ad")).is_err());
 }
+
+/// Make `X` of the toy file CSC with the given `shape` attribute (arrays unchanged).
+fn set_csc_shape(p: &Path, shape: [i64; 2]) {
+    let f = hdf5::File::open_rw(p).unwrap();
+    let x = f.group("X").unwrap();
+    x.delete_attr("encoding-type").unwrap();
+    x.new_attr::<hdf5::types::VarLenUnicode>()
+        .create("encoding-type")
+        .unwrap()
+        .write_scalar(&"csc_matrix".parse::<hdf5::types::VarLenUnicode>().unwrap())
+        .unwrap();
+    x.delete_attr("shape").unwrap();
+    x.new_attr::<i64>()
+        .shape([2])
+        .create("shape")
+        .unwrap()
+        .write_raw(&shape)
+        .unwrap();
+}
+
+/// A dataset whose shape claims more data than the file holds is refused, naming the
+/// key, before any buffer is allocated for it (corrupt metadata once meant a 6.6e14-byte
+/// allocation and an abort).
+#[test]
+fn inflated_dataset_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        let x = f.group("X").unwrap();
+        x.unlink("data").unwrap();
+        // Chunked and never written: 4 TiB of float32 claimed, nothing stored.
+        x.new_dataset::<f32>()
+            .chunk(1024)
+            .shape([1usize << 40])
+            .create("data")
+            .unwrap();
+    }
+    let msg = read(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("toy.h5ad")
+            && msg.contains("X/data")
+            && msg.contains("more data than the file can hold"),
+        "{msg}"
+    );
+}
+
+/// A matrix shape inflated beyond what the stored arrays hold is an error, not an
+/// allocation sized by it: a CSC matrix's row count and a dense matrix's rows (with no
+/// columns) are bounded only by the obs index, which is checked before the matrix is built.
+#[test]
+fn inflated_matrix_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    set_csc_shape(&p, [4_000_000_000, 3]);
+    replace::<i64>(&p, "X", "indptr", &[0, 2, 3, 6]);
+    let msg = read(&p).unwrap_err().to_string();
+    assert!(msg.contains("'obs'") && msg.contains("4000000000"), "{msg}");
+
+    let f = hdf5::File::open_rw(&p).unwrap();
+    f.unlink("X").unwrap();
+    f.new_dataset::<f32>()
+        .shape([1usize << 40, 0])
+        .create("X")
+        .unwrap();
+    drop(f);
+    let msg = read(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("'obs'") && msg.contains(&(1u64 << 40).to_string()),
+        "{msg}"
+    );
+}
+
+/// A gzip-compressed dataset may hold far more than the file's size (here 16 MiB of zeros
+/// in a file of a few KiB) and is still read; an uncompressed one claiming that is not.
+#[test]
+fn compressed_dataset_within_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("zeros.h5");
+    let n = 4usize << 20;
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        f.new_dataset::<f32>()
+            .chunk(1 << 20)
+            .deflate(9)
+            .shape([n])
+            .create("zeros")
+            .unwrap()
+            .write_raw(&vec![0f32; n])
+            .unwrap();
+        f.new_dataset::<f32>()
+            .chunk(1 << 20)
+            .shape([n])
+            .create("unwritten")
+            .unwrap();
+    }
+    let file_size = std::fs::metadata(&p).unwrap().len();
+    assert!(file_size < (n as u64) / 10, "file of {file_size} bytes");
+    let ctx = hdf::Ctx {
+        path: &p,
+        file_size,
+    };
+    let f = hdf5::File::open(&p).unwrap();
+    let zeros = hdf::read_f32(&f.dataset("zeros").unwrap(), ctx, "zeros").unwrap();
+    assert_eq!(zeros.len(), n);
+    let e = hdf::read_f32(&f.dataset("unwritten").unwrap(), ctx, "unwritten").unwrap_err();
+    assert!(e.to_string().contains("'unwritten'"), "{e}");
+}
+
+/// A variable-length string whose stored length is corrupt is refused before HDF5 zeroes
+/// a buffer of that length (up to 4 GiB per string).
+#[test]
+fn corrupt_string_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    let offset = {
+        let f = hdf5::File::open(&p).unwrap();
+        let ds = f.dataset("var/_index").unwrap();
+        ds.offset()
+            .expect("the writer stores string indexes contiguously")
+    };
+    let mut bytes = std::fs::read(&p).unwrap();
+    // Second string's descriptor: its 4-byte length comes first.
+    let at = offset as usize + 16;
+    bytes[at..at + 4].copy_from_slice(&0xfff0_0000u32.to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    let msg = read(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("var/_index") && msg.contains("string 1 claims 4293918720 bytes"),
+        "{msg}"
+    );
+}
+
+/// The string-length check reads descriptors from contiguous storage and from unfiltered
+/// chunks (a partial last chunk included) without refusing intact strings.
+#[test]
+fn string_layouts_read() {
+    use hdf5::types::VarLenUnicode;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("strings.h5");
+    let words: Vec<VarLenUnicode> = ["a", "bb", "", "cell ü", "e"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        for (name, chunk) in [
+            ("contiguous", None),
+            ("chunked", Some(2)),
+            ("gzip", Some(2)),
+        ] {
+            let mut b = f.new_dataset::<VarLenUnicode>().shape([words.len()]);
+            if let Some(c) = chunk {
+                b = b.chunk(c);
+            }
+            if name == "gzip" {
+                b = b.deflate(4);
+            }
+            b.create(name).unwrap().write_raw(&words).unwrap();
+        }
+    }
+    let ctx = hdf::Ctx {
+        path: &p,
+        file_size: std::fs::metadata(&p).unwrap().len(),
+    };
+    let f = hdf5::File::open(&p).unwrap();
+    for name in ["contiguous", "chunked", "gzip"] {
+        let got = hdf::read_strings(&f.dataset(name).unwrap(), ctx, name).unwrap();
+        assert_eq!(got, ["a", "bb", "", "cell ü", "e"], "{name}");
+    }
+    // A corrupt length in an unfiltered chunk is found too.
+    let addr = f.dataset("chunked").unwrap().chunk_info(1).unwrap().addr as usize;
+    drop(f);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[addr..addr + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    let f = hdf5::File::open(&p).unwrap();
+    let e = hdf::read_strings(&f.dataset("chunked").unwrap(), ctx, "chunked").unwrap_err();
+    assert!(
+        e.to_string().contains("string 2 claims 4294967295 bytes"),
+        "{e}"
+    );
+}
