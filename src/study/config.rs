@@ -333,4 +333,45 @@ mod shipped_profiles {
             "expected smoke, quick, paper and paper-real profiles, found {n}"
         );
     }
+
+    /// The standard profile holds the grid the study issue fixed in advance: 5 seeds, two
+    /// draws of each simulated profile, 4 real tasks, all six methods, the four noise
+    /// protocols at 20% / σ 1, and the fraction and σ sweeps for query-only noise.
+    #[test]
+    fn standard_profile_has_the_fixed_grid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/standard.toml");
+        let cfg = StudyConfig::from_file(&path).unwrap();
+        assert!(cfg.seeds.len() >= 5);
+        assert_eq!(cfg.methods.len(), 6);
+        let sims: Vec<&DatasetSpec> = cfg
+            .datasets
+            .iter()
+            .filter(|d| matches!(d, DatasetSpec::Simulated { .. }))
+            .collect();
+        let reals = cfg.datasets.len() - sims.len();
+        assert!(
+            sims.len() >= 4 && reals >= 4,
+            "{} simulated, {reals} real",
+            sims.len()
+        );
+        let conds = cfg.conditions();
+        for target in [NoiseTarget::Query, NoiseTarget::Both] {
+            for zeros in [true, false] {
+                assert!(
+                    conds.iter().any(|c| c.fraction == 0.2
+                        && c.sigma == 1.0
+                        && c.target == target
+                        && c.perturb_zeros == zeros),
+                    "{target:?} zeros {zeros}"
+                );
+            }
+        }
+        let query = |f: f64, s: f64| {
+            conds.iter().any(|c| {
+                c.fraction == f && c.sigma == s && c.target == NoiseTarget::Query && c.perturb_zeros
+            })
+        };
+        assert!([0.1, 0.2, 0.4].iter().all(|&f| query(f, 1.0)));
+        assert!([0.5, 1.0, 2.0].iter().all(|&s| query(0.2, s)));
+    }
 }

@@ -13,7 +13,14 @@ use crate::study::config::NoiseCondition;
 pub struct MethodContext {
     train: Option<TrainConfig>,
     model_sections: toml::Value,
+    /// The competence gate's logistic-regression scores, by reference (source, shape,
+    /// content hash), seed and training rows: the three neural models of a data set and
+    /// seed share one split, so the fit (seconds on large references) runs once.
+    gate_cache: std::sync::Arc<std::sync::Mutex<GateCache>>,
 }
+
+type GateCache =
+    std::collections::HashMap<(String, u64, Vec<usize>), crate::models::gate::ValScores>;
 
 impl MethodContext {
     /// Read the model/training sections of a profile (absent sections are fine when the
@@ -34,10 +41,55 @@ impl MethodContext {
         Ok(Self {
             train,
             model_sections: value,
+            gate_cache: Default::default(),
         })
     }
 
     /// The settings that determine `method`'s result, as text for the cache key.
+    /// The competence gate of a neural fit, with logistic regression's scores memoized.
+    fn gate(
+        &self,
+        reference: &Dataset,
+        labels: &Labels,
+        outcome: &crate::models::TrainOutcome,
+        seed: u64,
+    ) -> Result<Option<crate::models::gate::GateReport>> {
+        use crate::models::gate::{logistic_validation_scores, verdict, ValScores};
+        let (Some(accuracy), Some(macro_f1)) = (outcome.val_accuracy, outcome.val_macro_f1) else {
+            return Ok(None);
+        };
+        let key = (
+            format!(
+                "{}|{}x{}|{:016x}",
+                reference.source,
+                reference.n_obs(),
+                reference.n_vars(),
+                content_hash(reference)
+            ),
+            seed,
+            outcome.split.train_rows.clone(),
+        );
+        let cached = self
+            .gate_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied());
+        let logistic = match cached {
+            Some(s) => s,
+            None => {
+                let Some(s) = logistic_validation_scores(reference, labels, &outcome.split, seed)?
+                else {
+                    return Ok(None);
+                };
+                if let Ok(mut c) = self.gate_cache.lock() {
+                    c.insert(key, s);
+                }
+                s
+            }
+        };
+        Ok(Some(verdict(ValScores { accuracy, macro_f1 }, logistic)))
+    }
+
     pub fn hash_input(&self, method: &str) -> String {
         match model_kind(method) {
             Some(_) => format!(
@@ -55,6 +107,21 @@ impl MethodContext {
             None => format!("baseline-defaults-{method}"),
         }
     }
+}
+
+/// FNV-1a over the stored values and their columns: a noisy reference differs from the
+/// clean one even where its shape and non-zero count do not.
+fn content_hash(ds: &Dataset) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let words =
+        ds.x.data()
+            .iter()
+            .map(|v| v.to_bits())
+            .chain(ds.x.indices().iter().copied());
+    for w in words {
+        h = (h ^ u64::from(w)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 fn model_kind(method: &str) -> Option<ModelKind> {
@@ -128,7 +195,7 @@ pub fn run_method(
         })?;
         let outcome = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
         // The gate's logistic regression sees the same reference cells as the model.
-        let gate = crate::models::gate::competence_gate(reference, labels, &outcome, seed)?;
+        let gate = ctx.gate(reference, labels, &outcome, seed)?;
         let curve = outcome.learning_curve.clone();
         (outcome.prediction, Some(outcome.n_params), gate, curve)
     };

@@ -110,6 +110,42 @@ pub struct ReportContext<'a> {
     pub n_computed: usize,
 }
 
+/// What this run's scale can judge, said first: seeds are the unit of replication, so a
+/// run with one seed per data set is a demonstration whose claims get no verdict, and fits
+/// that fail the competence gate are not evidence.
+fn scale_section(s: &mut String, records: &[RunRecord]) {
+    let mut datasets: Vec<&str> = records.iter().map(|r| r.dataset.as_str()).collect();
+    datasets.sort_unstable();
+    datasets.dedup();
+    let mut seeds: Vec<u64> = records.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let neural: Vec<&RunRecord> = records.iter().filter(|r| r.gate.is_some()).collect();
+    let passed = neural
+        .iter()
+        .filter(|r| r.gate_passed == Some(true))
+        .count();
+    let scale = if seeds.len() < 2 {
+        "**Demonstration scale.** With one seed there is no replication: every claim below is \
+         reported with its point estimate but gets no interval and no verdict. The `standard` \
+         profile (5 seeds, 2 draws of each simulated data set, 4 real tasks) is the one that \
+         can judge the claims."
+    } else if seeds.len() < 5 || datasets.len() < 4 {
+        "**Small scale.** Intervals rest on few seeds or data sets; read verdicts with care."
+    } else {
+        "**Claim scale.** At least 5 seeds and 4 data sets: intervals and verdicts below are the \
+         run's answer to each claim."
+    };
+    let _ = writeln!(
+        s,
+        "{scale} This run: {} seed(s), {} data set(s); {passed} of {} neural grid cells come from fits that \
+         passed the competence gate (only those count as evidence).\n",
+        seeds.len(),
+        datasets.len(),
+        neural.len()
+    );
+}
+
 /// The Markdown report.
 pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     let mut s = String::new();
@@ -120,6 +156,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
          (bioRxiv 10.1101/2025.06.26.661767) on the data sets below. Every number is measured by this run \
          or read from its cache (`runs/`, keyed by a hash of config, data and code version).\n"
     );
+    scale_section(&mut s, records);
     let _ = writeln!(s, "- command: `{}`", ctx.command);
     let _ = writeln!(s, "- config hash: `{}`", ctx.config_hash);
     let _ = writeln!(
