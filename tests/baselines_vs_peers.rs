@@ -358,6 +358,9 @@ fn transfer_cli_end_to_end_on_kang() {
         assert!(json.get(key).is_some(), "JSON lacks '{key}': {json}");
     }
     assert_eq!(json["method"], "seurat");
+    // Kang holds raw counts: detected as such for both sides and said in the JSON.
+    assert_eq!(json["value_kind"]["reference"], "counts");
+    assert_eq!(json["value_kind"]["query"], "counts");
     let per_class = json["per_class"].as_array().cloned().unwrap_or_default();
     assert_eq!(per_class.len(), 5, "{json}");
     for c in &per_class {

@@ -281,6 +281,10 @@ pub fn run(args: TransferArgs) -> Result<()> {
             "per_class": report.per_class,
             "seconds": seconds,
             "n_skipped_unknown": report.n_skipped_unknown,
+            "value_kind": {
+                "reference": reference.value_kind.as_str(),
+                "query": query.value_kind.as_str(),
+            },
         });
         if let Some(map) = obj.as_object_mut() {
             map.extend(extra);
