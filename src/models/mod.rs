@@ -28,6 +28,7 @@ pub mod scmamba2;
 #[cfg(test)]
 mod toy;
 pub mod trainer;
+pub mod tune;
 
 pub use config::{ModelsConfig, TrainConfig};
 pub use pipeline::{

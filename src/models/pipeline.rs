@@ -595,6 +595,50 @@ mod tests {
         assert!(json.get("split").is_none());
     }
 
+    /// Tuning fits every candidate, keeps the lowest reference-validation loss, and its
+    /// outcome is exactly a direct fit with the chosen setting (same seed: same numbers).
+    #[test]
+    fn tuning_keeps_the_lowest_validation_loss() {
+        use crate::models::tune::{tune, TuneGrid};
+        let (reference, query, labels) = tiny();
+        let mut cfg = smoke_config();
+        cfg.train.pretrain_steps = 2;
+        cfg.train.finetune_steps = 6;
+        cfg.train.eval_every = 3;
+        cfg.train.val_fraction = 0.25;
+        let grid = TuneGrid {
+            lrs: vec![1e-5, 3e-3],
+            pretrain: vec![true, false],
+        };
+        let fit = |c: &TrainConfig| with_corpus(c, &reference, &labels, &query, &[]).map(|r| r.0);
+        let (best, report) = tune(&grid, &cfg, fit).unwrap();
+        assert_eq!(report.candidates.len(), 4);
+        let losses: Vec<f64> = report
+            .candidates
+            .iter()
+            .map(|c| c.val_loss.unwrap())
+            .collect();
+        let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(best.val_loss, Some(min));
+        // Pretraining off really is off.
+        let off = report
+            .candidates
+            .iter()
+            .position(|c| !c.candidate.pretrain)
+            .unwrap();
+        let (_, off_cfg) = &grid.candidates(&cfg)[off];
+        assert_eq!(off_cfg.train.pretrain_steps, 0);
+        let mut direct_cfg = cfg.clone();
+        direct_cfg.train.lr = report.chosen.lr;
+        if !report.chosen.pretrain {
+            direct_cfg.train.pretrain_steps = 0;
+        }
+        let direct = fit(&direct_cfg).unwrap();
+        assert_eq!(direct.val_loss, best.val_loss);
+        assert_eq!(direct.prediction, best.prediction);
+        assert_eq!(best.pretrain_steps == 0, !report.chosen.pretrain);
+    }
+
     /// A corpus read from the query's own file, or of another value kind, is refused.
     #[test]
     fn pretrain_corpus_refuses_query_and_other_value_kinds() {

@@ -10,8 +10,11 @@
 //! 4. [`confusion_heatmaps`]: row-normalised confusion matrix per method.
 //! 5. [`tokenizer_info`]: information kept by binning vs rank tokenization, clean vs noisy.
 //! 6. [`params_vs_accuracy`]: accuracy against parameter count (log x).
+//! 7. [`learning_curves`]: the neural fits' training and validation loss.
+//! 8. [`claims_forest`]: every claim's effect, per data set and pooled, with the published value.
 
 mod bars;
+mod diagnostics;
 mod display;
 mod heatmap;
 mod lines;
@@ -22,6 +25,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use bars::{accuracy_bars, prediction_shift, tokenizer_info};
+pub use diagnostics::{claims_forest, learning_curves, CurveRow, ForestRow};
 pub use display::evcxr_show_png;
 pub use heatmap::confusion_heatmaps;
 pub use lines::{noise_curves, params_vs_accuracy};

@@ -9,6 +9,7 @@
 
 use crate::eval::summarize_over_seeds;
 use crate::study::config::{NoiseCondition, NoiseTarget};
+use crate::study::methods::{is_tuned, model_kind, TUNED_SUFFIX};
 use crate::study::runner::RunRecord;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -373,9 +374,41 @@ pub fn exclusions(records: &[RunRecord]) -> Vec<(String, usize)> {
     out
 }
 
-/// Evaluate every claim of the abstract on the records that count as evidence.
+/// Evaluate every claim of the abstract on the records that count as evidence, once per
+/// arm: the `identical` arm (one shared training setting, as the study) and, when the grid
+/// has it, the `tuned` arm (rows prefixed "[tuned arm]"), each against the same baselines.
 pub fn evaluate_claims(all: &[RunRecord]) -> Vec<ClaimResult> {
-    let records: Vec<&RunRecord> = all.iter().filter(|r| exclusion(r).is_none()).collect();
+    let mut out = claims_of_arm(&arm_view(all, false));
+    if all.iter().any(|r| is_tuned(&r.method)) {
+        for mut row in claims_of_arm(&arm_view(all, true)) {
+            row.claim = format!("[tuned arm] {}", row.claim);
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// The baselines' records plus one arm's neural records, the tuned ones under their
+/// model's plain name, so every claim compares the same way in both arms.
+fn arm_view(all: &[RunRecord], tuned: bool) -> Vec<RunRecord> {
+    all.iter()
+        .filter_map(|r| {
+            let neural = model_kind(&r.method).is_some();
+            match (neural, is_tuned(&r.method), tuned) {
+                (false, _, _) | (true, false, false) => Some(r.clone()),
+                (true, true, true) => {
+                    let mut r = r.clone();
+                    r.method = r.method.trim_end_matches(TUNED_SUFFIX).to_string();
+                    Some(r)
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn claims_of_arm(view: &[RunRecord]) -> Vec<ClaimResult> {
+    let records: Vec<&RunRecord> = view.iter().filter(|r| exclusion(r).is_none()).collect();
     let mut out = clean_claims(&records);
     out.push(params_claim(&records));
     for cond in protocols(&records) {
@@ -564,6 +597,9 @@ pub fn pretty(method: &str) -> &str {
         "scgpt" => "scGPT",
         "geneformer" => "Geneformer",
         "scmamba2" => "SC-MAMBA2",
+        "scgpt-tuned" => "scGPT (tuned)",
+        "geneformer-tuned" => "Geneformer (tuned)",
+        "scmamba2-tuned" => "SC-MAMBA2 (tuned)",
         other => other,
     }
 }

@@ -156,14 +156,19 @@ impl NoiseCondition {
     }
 }
 
-/// The six methods the runner knows.
-pub const KNOWN_METHODS: [&str; 6] = [
+/// The methods the runner knows: the six of the study, and the neural models' `tuned` arm
+/// (learning rate and pretraining chosen per model on reference validation, see
+/// `models::tune`).
+pub const KNOWN_METHODS: [&str; 9] = [
     "seurat",
     "logistic",
     "knn",
     "scgpt",
     "geneformer",
     "scmamba2",
+    "scgpt-tuned",
+    "geneformer-tuned",
+    "scmamba2-tuned",
 ];
 
 impl StudyConfig {
@@ -342,7 +347,10 @@ mod shipped_profiles {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/standard.toml");
         let cfg = StudyConfig::from_file(&path).unwrap();
         assert!(cfg.seeds.len() >= 5);
-        assert_eq!(cfg.methods.len(), 6);
+        // All six methods, the neural ones in both arms.
+        for m in KNOWN_METHODS {
+            assert!(cfg.methods.iter().any(|x| x == m), "{m} missing");
+        }
         let sims: Vec<&DatasetSpec> = cfg
             .datasets
             .iter()

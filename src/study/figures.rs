@@ -10,8 +10,9 @@ use crate::plot::{
     tokenizer_info, FigurePaths, MethodScore, NoiseAxis, NoisePoint, ParamPoint, ShiftRow,
     TokenInfoRow,
 };
-use crate::study::claims::pretty;
-use crate::study::config::StudyConfig;
+use crate::plot::{claims_forest, learning_curves, CurveRow, ForestRow};
+use crate::study::claims::{evaluate_claims, pretty, protocol_name};
+use crate::study::config::{NoiseCondition, NoiseTarget, StudyConfig};
 use crate::study::runner::{RunRecord, StudyOutput};
 use crate::tokenize::info::{measure, noise_info, InfoTokenizer};
 use crate::tokenize::rank::rank_encoding_input;
@@ -83,6 +84,8 @@ pub fn draw_all(cfg: &StudyConfig, output: &StudyOutput, out: &Path) -> Result<V
         }
     }
     written.extend(figure_params(recs, &dir)?);
+    written.extend(figure_learning_curves(recs, cfg.seeds[0], &dir)?);
+    written.extend(figure_forest(recs, &dir)?);
     Ok(written
         .iter()
         .map(|p| {
@@ -355,4 +358,94 @@ fn unique_f64(it: impl Iterator<Item = f64>) -> Vec<f64> {
         }
     }
     out
+}
+
+/// Figure 7: the neural fits' learning curves (first seed, clean reference), one panel per
+/// data set.
+pub fn figure_learning_curves(
+    recs: &[RunRecord],
+    seed0: u64,
+    dir: &Path,
+) -> Result<Option<FigurePaths>> {
+    let mut rows = Vec::new();
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for r in recs.iter().filter(|r| r.seed == seed0 && clean(r)) {
+        if seen.contains(&(r.dataset.as_str(), r.method.as_str())) {
+            continue;
+        }
+        seen.push((&r.dataset, &r.method));
+        for p in &r.learning_curve {
+            if let Some(v) = p.val_loss.filter(|v| v.is_finite()) {
+                if p.train_loss.is_finite() {
+                    rows.push(CurveRow {
+                        panel: r.dataset.clone(),
+                        method: pretty(&r.method).into(),
+                        step: p.step as f64,
+                        train_loss: p.train_loss,
+                        val_loss: v,
+                    });
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    learning_curves(&rows, &dir.join("fig7_learning_curves")).map(Some)
+}
+
+/// Figure 8: forest plot of the clean claims and of the noise claims at the headline
+/// protocol (20% of query cells, σ 1, zeros perturbed), pooled and per data set, signed so
+/// that positive is the claim's direction, with the published value.
+pub fn figure_forest(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePaths>> {
+    let headline = NoiseCondition {
+        fraction: 0.2,
+        sigma: 1.0,
+        target: NoiseTarget::Query,
+        perturb_zeros: true,
+    };
+    let headline = protocol_name(&headline);
+    let mut rows = Vec::new();
+    for c in evaluate_claims(recs) {
+        if c.protocol.as_ref().is_some_and(|p| p != &headline) {
+            continue;
+        }
+        let Some(mean) = c.measured_pp else { continue };
+        let sign = if c.published_pp.is_sign_negative() {
+            -1.0
+        } else {
+            1.0
+        };
+        let label = match &c.protocol {
+            Some(p) => format!("{} ({p})", c.claim),
+            None => c.claim.clone(),
+        };
+        let (lo, hi) = c.ci95_pp.unwrap_or((f64::NAN, f64::NAN));
+        let signed = |a: f64, b: f64| if sign > 0.0 { (a, b) } else { (-b, -a) };
+        let (lo, hi) = signed(lo, hi);
+        rows.push(ForestRow {
+            claim: label.clone(),
+            dataset: None,
+            mean: sign * mean,
+            ci_low: lo,
+            ci_high: hi,
+            published: c.published_pp.abs(),
+        });
+        for d in &c.per_dataset {
+            let (lo, hi) = d.ci95.unwrap_or((f64::NAN, f64::NAN));
+            let (lo, hi) = signed(lo, hi);
+            rows.push(ForestRow {
+                claim: label.clone(),
+                dataset: Some(d.dataset.clone()),
+                mean: sign * d.mean,
+                ci_low: lo,
+                ci_high: hi,
+                published: c.published_pp.abs(),
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    claims_forest(&rows, &dir.join("fig8_claims_forest")).map(Some)
 }

@@ -5,6 +5,7 @@ use crate::baseline::{fit_predict, BaselineMethod};
 use crate::data::{CsrMatrix, Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::models::tune::{tune, TuneGrid, TuneReport};
 use crate::models::{train_and_predict, ModelKind, TrainConfig};
 use crate::study::config::NoiseCondition;
 
@@ -12,6 +13,8 @@ use crate::study::config::NoiseCondition;
 #[derive(Debug, Clone)]
 pub struct MethodContext {
     train: Option<TrainConfig>,
+    /// The tuned arm's candidate grid (`[tune]`, or its default).
+    tune: TuneGrid,
     model_sections: toml::Value,
     /// The competence gate's logistic-regression scores, by reference (source, shape,
     /// content hash), seed and training rows: the three neural models of a data set and
@@ -40,6 +43,7 @@ impl MethodContext {
         };
         Ok(Self {
             train,
+            tune: TuneGrid::from_profile(&value)?,
             model_sections: value,
             gate_cache: Default::default(),
         })
@@ -91,18 +95,27 @@ impl MethodContext {
     }
 
     pub fn hash_input(&self, method: &str) -> String {
+        let section = |name: &str| {
+            self.model_sections
+                .get(name)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        };
         match model_kind(method) {
-            Some(_) => format!(
-                "{}|{}",
-                self.model_sections
-                    .get("train")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+            Some(kind) => format!(
+                "{}|{}{}",
+                section("train"),
                 self.model_sections
                     .get("models")
-                    .and_then(|m| m.get(method))
+                    .and_then(|m| m.get(kind.as_str()))
                     .map(|v| v.to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                // The tuned arm's result also depends on its grid.
+                if is_tuned(method) {
+                    format!("|tune {:?}", self.tune)
+                } else {
+                    String::new()
+                }
             ),
             None => format!("baseline-defaults-{method}"),
         }
@@ -124,8 +137,19 @@ fn content_hash(ds: &Dataset) -> u64 {
     h
 }
 
-fn model_kind(method: &str) -> Option<ModelKind> {
-    match method {
+/// The suffix of a neural method's `tuned` arm (`scgpt-tuned`, …): each model chooses its
+/// learning rate and pretraining on reference validation. Without it, the `identical` arm:
+/// one shared `[train]` section for every model, as in the study.
+pub const TUNED_SUFFIX: &str = "-tuned";
+
+/// True for a neural method of the tuned arm.
+pub fn is_tuned(method: &str) -> bool {
+    method.ends_with(TUNED_SUFFIX)
+}
+
+/// The architecture behind a neural method name of either arm.
+pub fn model_kind(method: &str) -> Option<ModelKind> {
+    match method.strip_suffix(TUNED_SUFFIX).unwrap_or(method) {
         "scgpt" => Some(ModelKind::ScGpt),
         "geneformer" => Some(ModelKind::Geneformer),
         "scmamba2" => Some(ModelKind::ScMamba2),
@@ -142,6 +166,8 @@ pub struct MethodOutcome {
     pub gate: Option<crate::models::gate::GateReport>,
     /// Neural fits: the fine-tuning learning curve.
     pub learning_curve: Vec<crate::models::CurvePoint>,
+    /// Tuned arm: the chosen setting and every candidate's validation scores.
+    pub tune: Option<TuneReport>,
 }
 
 /// Fit `method` on the reference and predict every query.
@@ -174,15 +200,17 @@ pub fn run_method(
             n_params: None,
             gate: None,
             learning_curve: Vec::new(),
+            tune: None,
         });
     }
     let stacked = stack_cells(queries)?;
-    let (pred, n_params, gate, curve) = if let Some(b) = baseline {
+    let (pred, n_params, gate, curve, tune) = if let Some(b) = baseline {
         (
             fit_predict(b, reference, labels, &stacked, seed)?,
             None,
             None,
             Vec::new(),
+            None,
         )
     } else {
         let kind = model_kind(method)
@@ -193,17 +221,32 @@ pub fn run_method(
                 format!("the profile has no [train] section, needed by {method}"),
             )
         })?;
-        let outcome = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
+        let (outcome, tune) = if is_tuned(method) {
+            let (o, t) = tune(&ctx.tune, cfg, |c| {
+                train_and_predict(kind, c, reference, labels, &stacked, seed, progress)
+            })?;
+            (o, Some(t))
+        } else {
+            let o = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
+            (o, None)
+        };
         // The gate's logistic regression sees the same reference cells as the model.
         let gate = ctx.gate(reference, labels, &outcome, seed)?;
         let curve = outcome.learning_curve.clone();
-        (outcome.prediction, Some(outcome.n_params), gate, curve)
+        (
+            outcome.prediction,
+            Some(outcome.n_params),
+            gate,
+            curve,
+            tune,
+        )
     };
     Ok(MethodOutcome {
         predictions: unstack(&pred, queries),
         n_params,
         gate,
         learning_curve: curve,
+        tune,
     })
 }
 

@@ -295,6 +295,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     }
 
     gate_section(&mut s, records);
+    tune_section(&mut s, records);
     claims_section(&mut s, records);
     if !ctx.figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
@@ -343,6 +344,51 @@ fn gate_section(s: &mut String, records: &[RunRecord]) {
             g.logistic.macro_f1,
             best,
             if g.passed { "passed" } else { "undertrained" }
+        );
+    }
+    s.push('\n');
+}
+
+/// The tuned arm: the setting each fit chose on reference-validation loss, out of the grid.
+fn tune_section(s: &mut String, records: &[RunRecord]) {
+    let fits: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| r.tune.is_some() && r.noise.is_clean())
+        .collect();
+    if fits.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Tuned arm: settings chosen on reference validation
+"
+    );
+    let _ = writeln!(s, "Each tuned fit tried every learning rate × pretraining setting of the grid with the same seed and split, and kept the one with the lowest reference-validation loss; query cells never entered the choice.\n");
+    let _ = writeln!(s, "| data set | method | seed | chosen lr | pretraining | val loss | val accuracy | candidates (lr, pretrain: val loss) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let num = |v: Option<f64>| v.map_or("–".into(), |x| format!("{x:.3}"));
+    for r in fits {
+        let Some(t) = &r.tune else { continue };
+        let chosen = t.candidates.iter().find(|c| c.candidate == t.chosen);
+        let all: Vec<String> = t
+            .candidates
+            .iter()
+            .map(|c| {
+                let on = if c.candidate.pretrain { "on" } else { "off" };
+                format!("{:.0e}, {on}: {}", c.candidate.lr, num(c.val_loss))
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0e} | {} | {} | {} | {} |",
+            r.dataset,
+            pretty(&r.method),
+            r.seed,
+            t.chosen.lr,
+            if t.chosen.pretrain { "on" } else { "off" },
+            num(chosen.and_then(|c| c.val_loss)),
+            num(chosen.and_then(|c| c.val_accuracy)),
+            all.join("; ")
         );
     }
     s.push('\n');

@@ -49,6 +49,9 @@ pub struct RunRecord {
     /// A neural fit's fine-tuning learning curve.
     #[serde(default)]
     pub learning_curve: Vec<crate::models::CurvePoint>,
+    /// Tuned arm: the setting chosen on reference validation and every candidate's scores.
+    #[serde(default)]
+    pub tune: Option<crate::models::tune::TuneReport>,
 }
 
 /// What a finished study produced.
@@ -263,6 +266,7 @@ fn run_unit(
         rec.gate_passed = outcome.gate.as_ref().map(|g| g.passed);
         rec.gate.clone_from(&outcome.gate);
         rec.learning_curve.clone_from(&outcome.learning_curve);
+        rec.tune.clone_from(&outcome.tune);
         log_line(
             bar,
             format!(
@@ -373,6 +377,7 @@ fn score(
         gate_passed: None,
         gate: None,
         learning_curve: Vec::new(),
+        tune: None,
     })
 }
 

@@ -47,6 +47,7 @@ fn record(
         gate_passed: None,
         gate: None,
         learning_curve: Vec::new(),
+        tune: None,
     }
 }
 
@@ -197,4 +198,34 @@ fn verdict_words() {
     assert_eq!(verdict(-f64::NAN, Some((-3.0, -1.0))), "reproduced");
     assert_eq!(verdict(-f64::NAN, Some((1.0, 3.0))), "opposite");
     assert!(verdict(9.0, None).starts_with("not evaluated"));
+}
+
+/// The tuned arm is judged on its own records against the same baselines: Seurat 9 points
+/// above the identical-arm Geneformer, 2 below the tuned one.
+#[test]
+fn tuned_arm_gets_its_own_rows() {
+    let clean = NoiseCondition::clean();
+    let mut recs = Vec::new();
+    for d in ["d1", "d2"] {
+        for seed in 0..5u64 {
+            let jitter = 0.01 * (seed as f64 - 2.0);
+            recs.push(record(d, "seurat", seed, clean, 0.85 + jitter, false));
+            recs.push(record(d, "geneformer", seed, clean, 0.76, false));
+            recs.push(record(d, "geneformer-tuned", seed, clean, 0.87, false));
+        }
+    }
+    let rows = evaluate_claims(&recs);
+    let identical = claim(&rows, "Seurat beats Geneformer");
+    let tuned = claim(&rows, "[tuned arm] Seurat beats Geneformer");
+    assert!((identical.measured_pp.unwrap() - 9.0).abs() < 1e-9);
+    assert!((tuned.measured_pp.unwrap() + 2.0).abs() < 1e-9);
+    assert_eq!(tuned.verdict, "opposite");
+    // Without tuned records there are no tuned rows.
+    let plain: Vec<RunRecord> = recs
+        .into_iter()
+        .filter(|r| !r.method.ends_with("-tuned"))
+        .collect();
+    assert!(evaluate_claims(&plain)
+        .iter()
+        .all(|c| !c.claim.starts_with("[tuned arm]")));
 }
