@@ -16,6 +16,8 @@ use crate::plot::{ordered_unique, FigurePaths, NoiseAxis, NoisePoint, ParamPoint
 
 /// Marker radius in pixels.
 const MARK_R: i32 = 6;
+/// Line height of the strip that says what a figure holds fixed.
+const SUBTITLE_LINE_PX: u32 = 24;
 
 /// Draws markers of shape `$mark` at the data positions `$pts` on chart `$chart`. A
 /// macro because each shape is a different element type and plotters' boxed
@@ -100,6 +102,8 @@ type CurvePoint = (f64, f64, f64, f64);
 
 struct NoiseFigure {
     axis: NoiseAxis,
+    /// What the figure holds fixed (protocol and the other noise parameter).
+    subtitle: String,
     methods: Vec<String>,
     /// (dataset, per method: its points sorted by x).
     panels: Vec<(String, Vec<Vec<CurvePoint>>)>,
@@ -109,19 +113,32 @@ impl NoiseFigure {
     fn cols(&self) -> usize {
         self.panels.len().min(3)
     }
+
+    /// One line of the subtitle strip per "; "-separated part, so narrow figures keep it.
+    fn subtitle_px(&self) -> u32 {
+        12 + SUBTITLE_LINE_PX * self.subtitle.split("; ").count() as u32
+    }
 }
 
 impl Figure for NoiseFigure {
     fn size(&self) -> (u32, u32) {
         let rows = self.panels.len().div_ceil(self.cols());
         let w = 600 * self.cols() as u32;
-        (w, legend_height(&self.methods, w) + 470 * rows as u32)
+        (
+            w,
+            legend_height(&self.methods, w) + self.subtitle_px() + 470 * rows as u32,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (w, _) = root.dim_in_pixel();
         let (legend, body) = root.split_vertically(legend_height(&self.methods, w));
         draw_legend(&legend, &line_entries(&self.methods))?;
+        let (sub, body) = body.split_vertically(self.subtitle_px());
+        for (i, line) in self.subtitle.split("; ").enumerate() {
+            let y = 6 + SUBTITLE_LINE_PX as i32 * i as i32;
+            sub.draw(&Text::new(line.to_string(), (20, y), text(TICK_PX)))?;
+        }
         let rows = self.panels.len().div_ceil(self.cols());
         let areas = body.split_evenly((rows, self.cols()));
         let (x_desc, percent) = match self.axis {
@@ -149,7 +166,9 @@ impl Figure for NoiseFigure {
                     if percent {
                         format!("{:.0}%", x * 100.0)
                     } else {
-                        format!("{x}")
+                        // Two decimals at most: tick arithmetic gives 0.6000000000000001.
+                        let t = format!("{x:.2}");
+                        t.trim_end_matches('0').trim_end_matches('.').to_string()
                     }
                 })
                 .x_desc(x_desc)
@@ -178,8 +197,14 @@ impl Figure for NoiseFigure {
 
 /// Accuracy against noise (fraction of cells or σ on the x axis): one panel per dataset,
 /// one line per method, whiskers = 95% intervals. Each (dataset, method) must have one
-/// point per x value: pass a single sweep (e.g. fixed σ when x is the fraction).
-pub fn noise_curves(points: &[NoisePoint], x: NoiseAxis, out_stem: &Path) -> Result<FigurePaths> {
+/// point per x value: pass a single sweep (e.g. fixed σ when x is the fraction), and say in
+/// `subtitle` what is held fixed.
+pub fn noise_curves(
+    points: &[NoisePoint],
+    x: NoiseAxis,
+    subtitle: &str,
+    out_stem: &Path,
+) -> Result<FigurePaths> {
     if points.is_empty() {
         return Err(Error::param("noise_curves", "no points to plot"));
     }
@@ -215,6 +240,7 @@ pub fn noise_curves(points: &[NoisePoint], x: NoiseAxis, out_stem: &Path) -> Res
     write_figure(
         &NoiseFigure {
             axis: x,
+            subtitle: subtitle.to_string(),
             methods,
             panels,
         },
@@ -398,11 +424,11 @@ mod figure_tests {
         let stem = dir.join("noise_curves");
         let pts = noise_points();
         check_written(
-            &noise_curves(&pts, NoiseAxis::Fraction, &stem).unwrap(),
+            &noise_curves(&pts, NoiseAxis::Fraction, "σ 1", &stem).unwrap(),
             &stem,
         );
         // On the sigma axis every noisy point has sigma 1: not one sweep.
-        assert!(noise_curves(&pts, NoiseAxis::Sigma, &stem).is_err());
+        assert!(noise_curves(&pts, NoiseAxis::Sigma, "", &stem).is_err());
     }
 
     /// The parameters-vs-accuracy scatter is written; a zero count is an error.

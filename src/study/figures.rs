@@ -139,82 +139,167 @@ pub fn figure_accuracy(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePa
     accuracy_bars(&scores, &dir.join("fig1_accuracy_macro_f1")).map(Some)
 }
 
-/// Figure 2: accuracy vs noise fraction (first sigma) and vs sigma (largest fraction).
+/// Figure 2, one pair per noise protocol (side × zero handling): accuracy against the
+/// fraction of noisy cells at the protocol's most swept σ (preferring 1), and against σ at
+/// its most swept fraction (preferring 0.2). Each figure says what it holds fixed.
 pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> {
-    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
-    let methods = unique(recs.iter().map(|r| r.method.as_str()));
     let mut written = Vec::new();
-    let noisy: Vec<&RunRecord> = recs.iter().filter(|r| !clean(r)).collect();
-    if !noisy.is_empty() {
-        let sigma0 = noisy[0].noise.sigma;
-        let frac_max = noisy.iter().map(|r| r.noise.fraction).fold(0.0, f64::max);
-        for (axis, stem) in [
-            (NoiseAxis::Fraction, "fig2_accuracy_vs_noise_fraction"),
-            (NoiseAxis::Sigma, "fig2b_accuracy_vs_sigma"),
+    let protocols = unique_protocols(recs);
+    for (k, &(target, zeros)) in protocols.iter().enumerate() {
+        let of_protocol: Vec<&RunRecord> = recs
+            .iter()
+            .filter(|r| !clean(r) && r.noise.target == target && r.noise.perturb_zeros == zeros)
+            .collect();
+        let suffix = if k == 0 {
+            String::new()
+        } else {
+            format!("_{}", protocol_slug(target, zeros))
+        };
+        let sigma = swept_value(&of_protocol, |r| r.noise.sigma, |r| r.noise.fraction, 1.0);
+        let fraction = swept_value(&of_protocol, |r| r.noise.fraction, |r| r.noise.sigma, 0.2);
+        let side = protocol_side(target, zeros);
+        for (axis, stem, held) in [
+            (
+                NoiseAxis::Fraction,
+                format!("fig2_accuracy_vs_noise_fraction{suffix}"),
+                format!("{side}; σ {sigma} held fixed"),
+            ),
+            (
+                NoiseAxis::Sigma,
+                format!("fig2b_accuracy_vs_sigma{suffix}"),
+                format!("{side}; {:.0}% of cells held fixed", 100.0 * fraction),
+            ),
         ] {
-            let mut points = Vec::new();
-            for d in &datasets {
-                for m in &methods {
-                    let mut conds: Vec<(f64, f64)> = vec![(0.0, 0.0)];
-                    for r in recs
-                        .iter()
-                        .filter(|r| &r.dataset == d && &r.method == m && !clean(r))
-                    {
-                        let keep = match axis {
-                            NoiseAxis::Fraction => r.noise.sigma == sigma0,
-                            NoiseAxis::Sigma => r.noise.fraction == frac_max,
-                        };
-                        if keep && !conds.contains(&(r.noise.fraction, r.noise.sigma)) {
-                            conds.push((r.noise.fraction, r.noise.sigma));
-                        }
-                    }
-                    for (f, s) in conds {
-                        let vals: Vec<(f64, (f64, f64))> = recs
-                            .iter()
-                            .filter(|r| {
-                                &r.dataset == d
-                                    && &r.method == m
-                                    && if f == 0.0 {
-                                        clean(r)
-                                    } else {
-                                        r.noise.fraction == f && r.noise.sigma == s
-                                    }
-                            })
-                            .map(|r| (r.report.accuracy, r.accuracy_ci))
-                            .collect();
-                        if let Some((mean, lo, hi)) = mean_ci(&vals) {
-                            let (nf, ns) = if f == 0.0 {
-                                match axis {
-                                    NoiseAxis::Fraction => (0.0, sigma0),
-                                    NoiseAxis::Sigma => (frac_max, 0.0),
-                                }
-                            } else {
-                                (f, s)
-                            };
-                            points.push(NoisePoint {
-                                dataset: d.clone(),
-                                method: pretty(m).into(),
-                                noise_fraction: nf,
-                                sigma: ns,
-                                mean,
-                                ci_low: lo,
-                                ci_high: hi,
-                            });
-                        }
-                    }
-                }
-            }
-            let distinct: Vec<f64> = unique_f64(points.iter().map(|p| match axis {
+            let keep = |r: &RunRecord| match axis {
+                NoiseAxis::Fraction => r.noise.sigma == sigma,
+                NoiseAxis::Sigma => r.noise.fraction == fraction,
+            };
+            let points = sweep_points(recs, &of_protocol, axis, keep, (fraction, sigma));
+            let distinct = unique_f64(points.iter().map(|p| match axis {
                 NoiseAxis::Fraction => p.noise_fraction,
                 NoiseAxis::Sigma => p.sigma,
             }));
             if distinct.len() >= 2 {
-                written.push(noise_curves(&points, axis, &dir.join(stem))?);
+                let caption = format!("Accuracy (mean over seeds, 95% interval); {held}");
+                written.push(noise_curves(&points, axis, &caption, &dir.join(stem))?);
             }
         }
     }
-
     Ok(written)
+}
+
+/// The noise protocols of the records, query-only with zeros perturbed first (the study's).
+fn unique_protocols(recs: &[RunRecord]) -> Vec<(NoiseTarget, bool)> {
+    let mut out: Vec<(NoiseTarget, bool)> = Vec::new();
+    for r in recs.iter().filter(|r| !clean(r)) {
+        let p = (r.noise.target, r.noise.perturb_zeros);
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out.sort_by_key(|&(t, z)| (t != NoiseTarget::Query, !z));
+    out
+}
+
+fn protocol_side(target: NoiseTarget, zeros: bool) -> String {
+    let side = match target {
+        NoiseTarget::Query => "noise on query cells",
+        NoiseTarget::Reference => "noise on reference cells",
+        NoiseTarget::Both => "noise on reference and query cells",
+    };
+    format!("{side}, zeros {}", if zeros { "perturbed" } else { "kept" })
+}
+
+fn protocol_slug(target: NoiseTarget, zeros: bool) -> String {
+    let side = match target {
+        NoiseTarget::Query => "query",
+        NoiseTarget::Reference => "reference",
+        NoiseTarget::Both => "both",
+    };
+    format!("{side}_zeros_{}", if zeros { "perturbed" } else { "kept" })
+}
+
+/// The value of `held` (e.g. σ) at which `swept` (e.g. the fraction) takes the most
+/// distinct values; ties go to `prefer`, then to the first seen.
+fn swept_value(
+    recs: &[&RunRecord],
+    held: impl Fn(&RunRecord) -> f64,
+    swept: impl Fn(&RunRecord) -> f64,
+    prefer: f64,
+) -> f64 {
+    let candidates = unique_f64(recs.iter().map(|r| held(r)));
+    let breadth = |h: f64| {
+        unique_f64(recs.iter().filter(|r| held(r) == h).map(|r| swept(r))).len() * 2
+            + usize::from(h == prefer)
+    };
+    candidates
+        .into_iter()
+        .max_by(|a, b| {
+            breadth(*a)
+                .cmp(&breadth(*b))
+                .then(std::cmp::Ordering::Greater)
+        })
+        .unwrap_or(prefer)
+}
+
+/// A score and its interval.
+type Scored = (f64, (f64, f64));
+
+/// One sweep's points: the clean condition at x = 0 and every kept noisy condition, per
+/// data set and method, as the mean over seeds with its interval.
+fn sweep_points(
+    recs: &[RunRecord],
+    noisy: &[&RunRecord],
+    axis: NoiseAxis,
+    keep: impl Fn(&RunRecord) -> bool,
+    (fraction, sigma): (f64, f64),
+) -> Vec<NoisePoint> {
+    let datasets = unique(recs.iter().map(|r| r.dataset.as_str()));
+    let methods = unique(recs.iter().map(|r| r.method.as_str()));
+    let mut points = Vec::new();
+    for d in &datasets {
+        for m in &methods {
+            let mine = |r: &RunRecord| &r.dataset == d && &r.method == m;
+            let mut groups: Vec<(NoiseCondition, Vec<Scored>)> = Vec::new();
+            for r in noisy.iter().filter(|r| mine(r) && keep(r)) {
+                let v = (r.report.accuracy, r.accuracy_ci);
+                match groups.iter_mut().find(|g| g.0 == r.noise) {
+                    Some(g) => g.1.push(v),
+                    None => groups.push((r.noise, vec![v])),
+                }
+            }
+            if groups.is_empty() {
+                continue;
+            }
+            let clean_vals: Vec<Scored> = recs
+                .iter()
+                .filter(|r| mine(r) && clean(r))
+                .map(|r| (r.report.accuracy, r.accuracy_ci))
+                .collect();
+            let (f0, s0) = match axis {
+                NoiseAxis::Fraction => (0.0, sigma),
+                NoiseAxis::Sigma => (fraction, 0.0),
+            };
+            let clean_point = (f0, s0, clean_vals);
+            let noisy_points = groups
+                .into_iter()
+                .map(|(c, vals)| (c.fraction, c.sigma, vals));
+            for (f, s, vals) in std::iter::once(clean_point).chain(noisy_points) {
+                if let Some((mean, lo, hi)) = mean_ci(&vals) {
+                    points.push(NoisePoint {
+                        dataset: d.clone(),
+                        method: pretty(m).into(),
+                        noise_fraction: f,
+                        sigma: s,
+                        mean,
+                        ci_low: lo,
+                        ci_high: hi,
+                    });
+                }
+            }
+        }
+    }
+    points
 }
 
 /// Figure 3: predicted − true share per class and method (clean, mean over seeds).
@@ -448,4 +533,104 @@ pub fn figure_forest(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePath
         return Ok(None);
     }
     claims_forest(&rows, &dir.join("fig8_claims_forest")).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::evaluate;
+
+    fn record(method: &str, seed: u64, noise: NoiseCondition, acc: f64) -> RunRecord {
+        let truth: Vec<String> = (0..100).map(|i| ["A", "B"][i % 2].to_string()).collect();
+        let wrong = ((1.0 - acc) * 100.0).round() as usize;
+        let pred: Vec<String> = (0..100)
+            .map(|i| ["A", "B"][(i + usize::from(i < wrong)) % 2].to_string())
+            .collect();
+        RunRecord {
+            key: format!("{method}-{seed}-{noise:?}"),
+            dataset: "d1".into(),
+            method: method.into(),
+            seed,
+            noise,
+            n_reference: 100,
+            n_query: 100,
+            report: evaluate(&truth, &pred, &["A", "B"]).unwrap(),
+            accuracy_ci: (acc - 0.05, acc + 0.05),
+            macro_f1_ci: (0.0, 1.0),
+            n_params: None,
+            seconds: 0.0,
+            reference_counts: vec![("A".into(), 50), ("B".into(), 50)],
+            gate_passed: None,
+            gate: None,
+            learning_curve: Vec::new(),
+            tune: None,
+        }
+    }
+
+    /// Four protocols share fraction 0.2 and σ 1: each gets its own figures (they used to
+    /// collide as two points at one x and fail the report), the query-only protocol keeps
+    /// the plain file names, and a protocol with one condition draws no sweep.
+    #[test]
+    fn noise_figures_per_protocol() {
+        let cond = |fraction, sigma, target, perturb_zeros| NoiseCondition {
+            fraction,
+            sigma,
+            target,
+            perturb_zeros,
+        };
+        let mut recs = Vec::new();
+        for seed in 0..3 {
+            recs.push(record("knn", seed, NoiseCondition::clean(), 0.9));
+            for f in [0.1, 0.2, 0.4] {
+                recs.push(record(
+                    "knn",
+                    seed,
+                    cond(f, 1.0, NoiseTarget::Query, true),
+                    0.8,
+                ));
+            }
+            recs.push(record(
+                "knn",
+                seed,
+                cond(0.2, 2.0, NoiseTarget::Query, true),
+                0.7,
+            ));
+            recs.push(record(
+                "knn",
+                seed,
+                cond(0.2, 1.0, NoiseTarget::Both, true),
+                0.85,
+            ));
+            recs.push(record(
+                "knn",
+                seed,
+                cond(0.2, 1.0, NoiseTarget::Both, false),
+                0.86,
+            ));
+            recs.push(record(
+                "knn",
+                seed,
+                cond(0.2, 1.0, NoiseTarget::Query, false),
+                0.87,
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let written = figure_noise(&recs, dir.path()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.png.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"fig2_accuracy_vs_noise_fraction.png".to_string()));
+        assert!(names.contains(&"fig2b_accuracy_vs_sigma.png".to_string()));
+        // Each other protocol has clean + one condition: a two-point fraction sweep.
+        for slug in [
+            "both_zeros_perturbed",
+            "both_zeros_kept",
+            "query_zeros_kept",
+        ] {
+            let f = format!("fig2_accuracy_vs_noise_fraction_{slug}.png");
+            assert!(names.contains(&f), "{f} missing from {names:?}");
+        }
+        assert_eq!(names.len(), 2 + 3 * 2);
+    }
 }
