@@ -205,31 +205,34 @@ pub fn accuracy_bars(data: &[MethodScore], out_stem: &Path) -> Result<FigurePath
     )
 }
 
-/// Panels of bits of mutual information kept and mean within-cell Spearman ρ, with
-/// groups = tokenizers and colours = conditions (clean, noisy); a third panel, Kendall τ
-/// between clean and noisy tokens of the same cells, when any row carries it.
-pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePaths> {
+/// The token probe: query accuracy of logistic regression on each representation (groups)
+/// for clean and noisy input (colours), and a second panel, Kendall τ between clean and
+/// noisy tokens of the same cells, when any row carries it. `dataset` names the data.
+pub fn tokenizer_info(
+    rows: &[TokenInfoRow],
+    dataset: &str,
+    out_stem: &Path,
+) -> Result<FigurePaths> {
     if rows.is_empty() {
         return Err(Error::param("tokenizer_info", "no rows to plot"));
     }
-    check_finite("tokenizer_info.mi_bits", rows.iter().map(|r| r.mi_bits))?;
-    check_finite("tokenizer_info.spearman", rows.iter().map(|r| r.spearman))?;
+    check_finite(
+        "tokenizer_info.probe_accuracy",
+        rows.iter().map(|r| r.probe_accuracy),
+    )?;
     let tokenizers = ordered_unique(rows.iter().map(|r| r.tokenizer.as_str()));
     let conditions = ordered_unique(rows.iter().map(|r| r.condition.as_str()));
     check_finite(
         "tokenizer_info.tau_vs_clean",
         rows.iter().filter_map(|r| r.tau_vs_clean),
     )?;
-    let grid = |f: fn(&TokenInfoRow) -> Option<f64>| {
-        let mut v = vec![vec![None; conditions.len()]; tokenizers.len()];
+    let grid = |groups: &[String], f: fn(&TokenInfoRow) -> Option<f64>| {
+        let mut v = vec![vec![None; conditions.len()]; groups.len()];
         for r in rows {
-            let Some(value) = f(r) else {
+            let (Some(value), Some(g)) = (f(r), groups.iter().position(|x| *x == r.tokenizer))
+            else {
                 continue;
             };
-            let g = tokenizers
-                .iter()
-                .position(|x| *x == r.tokenizer)
-                .unwrap_or(0);
             let s = conditions
                 .iter()
                 .position(|x| *x == r.condition)
@@ -238,27 +241,20 @@ pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePa
         }
         v
     };
-    let max_bits = rows.iter().map(|r| r.mi_bits).fold(0.0f64, f64::max);
-    let min_rho = rows.iter().map(|r| r.spearman).fold(0.0f64, f64::min);
-    let mut panels = vec![
-        BarPanel {
-            title: "Information kept".into(),
-            y_label: "Mutual information (bits)".into(),
-            groups: tokenizers.clone(),
-            values: grid(|r| Some(r.mi_bits)),
-            y_range: 0.0..(max_bits * 1.15).max(0.1),
-            value_labels: true,
-        },
-        BarPanel {
-            title: "Order kept within a cell".into(),
-            y_label: "Mean Spearman ρ".into(),
-            groups: tokenizers.clone(),
-            values: grid(|r| Some(r.spearman)),
-            y_range: (min_rho * 1.1)..1.1,
-            value_labels: true,
-        },
-    ];
-    if rows.iter().any(|r| r.tau_vs_clean.is_some()) {
+    let mut panels = vec![BarPanel {
+        title: format!("{dataset}: cell type in the tokens"),
+        y_label: "Token-probe accuracy (query)".into(),
+        groups: tokenizers.clone(),
+        values: grid(&tokenizers, |r| Some(r.probe_accuracy)),
+        y_range: 0.0..1.1,
+        value_labels: true,
+    }];
+    let with_tau: Vec<String> = ordered_unique(
+        rows.iter()
+            .filter(|r| r.tau_vs_clean.is_some())
+            .map(|r| r.tokenizer.as_str()),
+    );
+    if !with_tau.is_empty() {
         let min_tau = rows
             .iter()
             .filter_map(|r| r.tau_vs_clean)
@@ -266,8 +262,8 @@ pub fn tokenizer_info(rows: &[TokenInfoRow], out_stem: &Path) -> Result<FigurePa
         panels.push(BarPanel {
             title: "Token order kept under noise".into(),
             y_label: "Kendall τ, clean vs noisy tokens".into(),
-            groups: tokenizers.clone(),
-            values: grid(|r| r.tau_vs_clean),
+            groups: with_tau.clone(),
+            values: grid(&with_tau, |r| r.tau_vs_clean),
             y_range: (min_tau * 1.1)..1.1,
             value_labels: true,
         });
@@ -491,21 +487,22 @@ mod tests {
         let (dir, _guard) = out_dir();
         let stem = dir.join("tokenizer_info");
         let rows: Vec<TokenInfoRow> = [
-            ("binning", "clean", 2.1, 0.83),
-            ("binning", "noisy", 1.6, 0.61),
-            ("rank", "clean", 3.4, 0.97),
-            ("rank", "noisy", 2.2, 0.72),
+            ("raw", "clean", 0.91, None),
+            ("raw", "noisy", 0.88, None),
+            ("binning", "clean", 0.83, None),
+            ("binning", "noisy", 0.61, Some(0.41)),
+            ("rank", "clean", 0.87, None),
+            ("rank", "noisy", 0.72, Some(0.35)),
         ]
         .iter()
-        .map(|&(t, c, mi, rho)| TokenInfoRow {
+        .map(|&(t, c, acc, tau)| TokenInfoRow {
             tokenizer: t.into(),
             condition: c.into(),
-            mi_bits: mi,
-            spearman: rho,
-            tau_vs_clean: (c == "noisy").then_some(rho - 0.1),
+            probe_accuracy: acc,
+            tau_vs_clean: tau,
         })
         .collect();
-        check_written(&tokenizer_info(&rows, &stem).unwrap(), &stem);
+        check_written(&tokenizer_info(&rows, "kang", &stem).unwrap(), &stem);
     }
 
     /// The prediction-shift figure (13 and 21 classes, 4 methods) is written.

@@ -8,7 +8,8 @@
 //! 2. [`noise_curves`]: accuracy against noise level, one panel per dataset.
 //! 3. [`prediction_shift`]: predicted minus true share of each class (pp), per method.
 //! 4. [`confusion_heatmaps`]: row-normalised confusion matrix per method.
-//! 5. [`tokenizer_info`]: information kept by binning vs rank tokenization, clean vs noisy.
+//! 5. [`tokenizer_info`]: cell type readable from binned vs rank tokens (the token probe),
+//!    clean vs noisy, and how much token order survives noise.
 //! 6. [`params_vs_accuracy`]: accuracy against parameter count (log x).
 //! 7. [`learning_curves`]: the neural fits' training and validation loss.
 //! 8. [`claims_forest`]: every claim's effect, per data set and pooled, with the published value.
@@ -100,16 +101,14 @@ pub struct ShiftRow {
 /// One bar pair of [`tokenizer_info`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenInfoRow {
-    /// Tokenizer name (`"binning"`, `"rank"`; a bar group).
+    /// Representation (`"raw"`, `"binning"`, `"rank"`; a bar group).
     pub tokenizer: String,
     /// `"clean"` or `"noisy"` (a bar colour).
     pub condition: String,
-    /// Mutual information between expression and token, in bits.
-    pub mi_bits: f64,
-    /// Mean within-cell Spearman correlation between expression and token.
-    pub spearman: f64,
-    /// Noisy rows: mean Kendall τ-b between a perturbed cell's clean and noisy tokens
-    /// (how much of the token order survives the noise); `None` on clean rows.
+    /// Query accuracy of logistic regression on this representation (the token probe).
+    pub probe_accuracy: f64,
+    /// Noisy rows of tokenizers: mean Kendall τ-b between a perturbed cell's clean and noisy
+    /// tokens (how much of the token order survives the noise); `None` otherwise.
     #[serde(default)]
     pub tau_vs_clean: Option<f64>,
 }

@@ -196,7 +196,7 @@ fn summarize(
             }
         }),
         verdict: if obs.is_empty() {
-            "not evaluated (methods not in the grid)".into()
+            "not evaluated (no pair of fits that counts as evidence: methods absent, or their fits undertrained or collapsed)".into()
         } else {
             verdict(published, ci)
         },

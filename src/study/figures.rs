@@ -1,6 +1,6 @@
 //! The six figures of a study, drawn from its records (PNG + SVG under `figures/`).
 
-use crate::data::{Dataset, ValueKind};
+use crate::data::ValueKind;
 use crate::error::Result;
 use crate::eval::summarize_over_seeds;
 use crate::perturb::GaussianNoise;
@@ -14,7 +14,9 @@ use crate::plot::{claims_forest, learning_curves, CurveRow, ForestRow};
 use crate::study::claims::{evaluate_claims, pretty, protocol_name};
 use crate::study::config::{NoiseCondition, NoiseTarget, StudyConfig};
 use crate::study::runner::{RunRecord, StudyOutput};
-use crate::tokenize::info::{measure, noise_info, InfoTokenizer};
+use crate::study::tasks::Task;
+use crate::tokenize::info::{noise_info, InfoTokenizer};
+use crate::tokenize::probe::token_probe;
 use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{BinningTokenizer, RankTokenizerParams};
 use std::path::Path;
@@ -75,12 +77,7 @@ pub fn draw_all(cfg: &StudyConfig, output: &StudyOutput, out: &Path) -> Result<V
                 .first()
                 .and_then(|p| p.sigmas.first().copied())
                 .unwrap_or(1.0);
-            written.push(figure_tokenizer(
-                &task.reference,
-                sigma,
-                cfg.seeds[0],
-                &dir,
-            )?);
+            written.push(figure_tokenizer(task, sigma, cfg.seeds[0], &dir)?);
         }
     }
     written.extend(figure_params(recs, &dir)?);
@@ -356,51 +353,73 @@ pub fn figure_confusion(recs: &[RunRecord], seed0: u64, dir: &Path) -> Result<Op
     confusion_heatmaps(&mats, &dir.join("fig4_confusion")).map(Some)
 }
 
-/// Figure 5: information kept by binning and rank encoding on `ds`, clean and with every
-/// cell perturbed by N(0, sigma²) noise (zeros included), and how much of each cell's
-/// token order survives the noise (Kendall τ of clean vs noisy tokens).
-pub fn figure_tokenizer(ds: &Dataset, sigma: f64, seed: u64, dir: &Path) -> Result<FigurePaths> {
-    let x = &ds.x;
-    let kind = ds.value_kind;
+/// Figure 5: the token probe on `task` (logistic regression on raw values, on binned
+/// tokens and on rank positions, fitted on the reference, scored on the query clean and
+/// with every query cell perturbed by N(0, σ²), zeros included), and how much of each
+/// cell's token order survives that noise (Kendall τ of clean vs noisy tokens).
+pub fn figure_tokenizer(task: &Task, sigma: f64, seed: u64, dir: &Path) -> Result<FigurePaths> {
     let noise = GaussianNoise::new(1.0, sigma);
+    let (noisy_query, _) = noise.apply_dataset(&task.query, seed)?;
+    let probe = token_probe(
+        &task.reference,
+        &task.reference_labels,
+        &[&task.query, &noisy_query],
+        &task.query_truth,
+        seed,
+    )?;
+    let taus = token_taus(task, &noise, seed)?;
+    let mut rows = Vec::new();
+    for (cond, scores) in ["clean", "noisy"].iter().zip(&probe) {
+        for s in scores {
+            let tau = taus
+                .iter()
+                .find(|t| t.0 == s.view && *cond == "noisy")
+                .map(|t| t.1);
+            rows.push(TokenInfoRow {
+                tokenizer: s.view.clone(),
+                condition: cond.to_string(),
+                probe_accuracy: s.accuracy,
+                tau_vs_clean: tau,
+            });
+        }
+    }
+    let title = format!("{} (σ {sigma})", task.name);
+    tokenizer_info(&rows, &title, &dir.join("fig5_tokenizer_information"))
+}
+
+/// Kendall τ between clean and noisy tokens of the query's cells, per tokenizer. Rank
+/// encoding runs on count-like values with medians fitted on the reference.
+fn token_taus(task: &Task, noise: &GaussianNoise, seed: u64) -> Result<Vec<(&'static str, f64)>> {
+    let (x, kind) = (&task.query.x, task.query.value_kind);
     let noisy = noise.apply(x, kind, seed)?;
     let binning = BinningTokenizer::default();
-    // Rank encoding runs on count-like values (as `tokenize-info` does): log-normalized
-    // input is mapped back, and its medians are fitted on the same matrix.
     let rank_clean = rank_encoding_input(x, kind);
     let rank_noisy = Perturbed {
         x: rank_encoding_input(&noisy.x, kind),
         perturbed_cells: noisy.perturbed_cells.clone(),
     };
-    let rank = RankTokenizerParams::default().fit(&rank_clean)?;
-    // (tokenizer, its clean input, the same cells after noise, the kind of both)
-    let views = [
-        (InfoTokenizer::Binning(&binning), x, &noisy, kind),
-        (
-            InfoTokenizer::Rank(&rank),
-            &rank_clean,
-            &rank_noisy,
-            ValueKind::Counts,
-        ),
-    ];
-    let mut rows = Vec::new();
-    for (tok, clean_input, noisy_input, input_kind) in views {
-        let tau = noise_info(clean_input, noisy_input, input_kind, tok, &noise, seed)?;
-        for (cond, m, tau_vs_clean) in [
-            ("clean", clean_input, None),
-            ("noisy", &noisy_input.x, Some(tau.kendall_tau)),
-        ] {
-            let rep = measure(m, input_kind, tok, seed)?;
-            rows.push(TokenInfoRow {
-                tokenizer: tok.name().into(),
-                condition: cond.into(),
-                mi_bits: rep.mutual_information_bits,
-                spearman: rep.spearman_within_cell,
-                tau_vs_clean,
-            });
-        }
-    }
-    tokenizer_info(&rows, &dir.join("fig5_tokenizer_information"))
+    let reference = rank_encoding_input(&task.reference.x, task.reference.value_kind);
+    let rank = RankTokenizerParams::default().fit(&reference)?;
+    let binned = noise_info(
+        x,
+        &noisy,
+        kind,
+        InfoTokenizer::Binning(&binning),
+        noise,
+        seed,
+    )?;
+    let ranked = noise_info(
+        &rank_clean,
+        &rank_noisy,
+        ValueKind::Counts,
+        InfoTokenizer::Rank(&rank),
+        noise,
+        seed,
+    )?;
+    Ok(vec![
+        ("binning", binned.kendall_tau),
+        ("rank", ranked.kendall_tau),
+    ])
 }
 
 /// Figure 6: parameters vs clean accuracy of the neural models, per data set.

@@ -9,6 +9,7 @@
 pub mod binning;
 pub mod collate;
 pub mod info;
+pub mod probe;
 pub mod rank;
 pub mod select;
 pub mod vocab;
