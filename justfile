@@ -21,6 +21,7 @@ reproduce-paper: setup
 # in the release profile, so `just test` and `just reproduce` share one build of everything.
 test: setup
     PROPTEST_CASES=${PROPTEST_CASES:-256} cargo test --release --locked --lib --bins --tests --examples
+    cargo test --release --locked --doc
 
 # Property tests with many more cases.
 proptest: setup

@@ -25,6 +25,11 @@ pub mod tokenize;
 
 pub use error::{Error, Result};
 
+/// The README's library example runs as a doctest (`cargo test --doc`), so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExample;
+
 /// The names most programs need.
 pub mod prelude {
     pub use crate::data::{Column, CsrMatrix, Dataset, Labels, ValueKind};
