@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::plot::style::{
-    category_label, check_finite, draw_legend, legend_height, max_text_width, series_color, text,
+    category_label, check_finite, draw_legend, legend_height, max_text_width, method_color, text,
     write_figure, CategoryAxis, DrawResult, Figure, Swatch, AXIS_PX, GRID, INK, TICK_PX, TITLE_PX,
 };
 use crate::plot::{ordered_unique, FigurePaths, MethodScore, ShiftRow, TokenInfoRow};
@@ -46,8 +46,9 @@ const GROUP_WIDTH: f64 = 0.8;
 fn draw_bar_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &BarPanel,
-    n_series: usize,
+    series: &[String],
 ) -> DrawResult<DB> {
+    let n_series = series.len();
     let n_groups = panel.groups.len();
     let x_range = CategoryAxis { n: n_groups };
     let mut chart = ChartBuilder::on(area)
@@ -78,7 +79,7 @@ fn draw_bar_panel<DB: DrawingBackend>(
             let x1 = x0 + bar_w * 0.9;
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x0, 0.0), (x1, bar.value)],
-                series_color(s).filled(),
+                method_color(&series[s], s).filled(),
             )))?;
             if panel.value_labels {
                 let top = bar.ci.map_or(bar.value, |c| c.1.max(bar.value));
@@ -128,12 +129,12 @@ impl Figure for GroupedBars {
         let (w, _) = root.dim_in_pixel();
         let (legend, body) = root.split_vertically(legend_height(&self.series, w));
         let entries: Vec<_> = (self.series.iter().enumerate())
-            .map(|(i, s)| (s.clone(), series_color(i), Swatch::Box))
+            .map(|(i, s)| (s.clone(), method_color(s, i), Swatch::Box))
             .collect();
         draw_legend(&legend, &entries)?;
         let areas = body.split_evenly((1, self.panels.len()));
         for (area, panel) in areas.iter().zip(&self.panels) {
-            draw_bar_panel(area, panel, self.series.len())?;
+            draw_bar_panel(area, panel, &self.series)?;
         }
         Ok(())
     }
@@ -314,7 +315,7 @@ impl Figure for ShiftFigure {
         let (w, _) = root.dim_in_pixel();
         let (legend, body) = root.split_vertically(legend_height(&self.methods, w));
         let entries: Vec<_> = (self.methods.iter().enumerate())
-            .map(|(i, s)| (s.clone(), series_color(i), Swatch::Box))
+            .map(|(i, s)| (s.clone(), method_color(s, i), Swatch::Box))
             .collect();
         draw_legend(&legend, &entries)?;
         // One label width for all panels so their zero lines align.
@@ -366,7 +367,7 @@ impl Figure for ShiftFigure {
                     let y0 = y1 - bar_h * 0.9;
                     chart.draw_series(std::iter::once(Rectangle::new(
                         [(0.0, y0), (*v, y1)],
-                        series_color(m).filled(),
+                        method_color(&self.methods[m], m).filled(),
                     )))?;
                 }
             }

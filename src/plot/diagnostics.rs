@@ -8,8 +8,9 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::plot::style::{
-    check_finite, draw_legend, legend_height, max_text_width, series_color, text, write_figure,
-    DrawResult, Figure, Mark, Swatch, AXIS_PX, GRID, INK, SMALL_PX, TICK_PX, TITLE_PX,
+    check_finite, draw_legend, legend_height, max_text_width, method_color, series_color, text,
+    write_figure, DrawResult, Figure, Mark, Swatch, AXIS_PX, GRID, INK, SMALL_PX, TICK_PX,
+    TITLE_PX,
 };
 use crate::plot::{ordered_unique, FigurePaths};
 
@@ -52,7 +53,7 @@ impl Figure for CurveFigure {
         let (w, _) = root.dim_in_pixel();
         let (legend, body) = root.split_vertically(legend_height(&self.methods, w));
         let entries: Vec<_> = (self.methods.iter().enumerate())
-            .map(|(i, m)| (m.clone(), series_color(i), Swatch::Line(Mark::Circle)))
+            .map(|(i, m)| (m.clone(), method_color(m, i), Swatch::Line(Mark::Circle)))
             .collect();
         draw_legend(&legend, &entries)?;
         let (note, body) = body.split_vertically(60);
@@ -89,7 +90,7 @@ impl Figure for CurveFigure {
                 .axis_style(INK)
                 .draw()?;
             for (m, line) in lines.iter().enumerate() {
-                let c = series_color(m);
+                let c = method_color(&self.methods[m], m);
                 chart.draw_series(LineSeries::new(
                     line.iter().map(|p| (p.0, p.1)),
                     c.stroke_width(1),

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 use crate::plot::style::{
-    check_finite, draw_legend, legend_height, series_color, series_mark, text, write_figure,
-    DrawResult, Figure, Mark, Swatch, AXIS_PX, GRID, INK, TICK_PX, TITLE_PX,
+    check_finite, draw_legend, legend_height, method_color, method_mark, series_mark, text,
+    write_figure, DrawResult, Figure, Mark, Swatch, AXIS_PX, GRID, INK, TICK_PX, TITLE_PX,
 };
 use crate::plot::{ordered_unique, FigurePaths, NoiseAxis, NoisePoint, ParamPoint};
 
@@ -78,7 +78,13 @@ fn whisker<X: Clone + std::ops::Add<Output = X> + std::ops::Sub<Output = X>>(
 /// Legend entries for lines with markers.
 fn line_entries(names: &[String]) -> Vec<(String, RGBColor, Swatch)> {
     (names.iter().enumerate())
-        .map(|(i, n)| (n.clone(), series_color(i), Swatch::Line(series_mark(i))))
+        .map(|(i, n)| {
+            (
+                n.clone(),
+                method_color(n, i),
+                Swatch::Line(method_mark(n, i)),
+            )
+        })
         .collect()
 }
 
@@ -182,13 +188,13 @@ impl Figure for NoiseFigure {
             let n = self.methods.len() as f64;
             for (m, line) in lines.iter().enumerate() {
                 let dodge = (m as f64 - (n - 1.0) / 2.0) * x_max * 0.008;
-                let color = series_color(m);
+                let color = method_color(&self.methods[m], m);
                 let xy: Vec<(f64, f64)> = line.iter().map(|p| (p.0 + dodge, p.1)).collect();
                 chart.draw_series(LineSeries::new(xy.clone(), color.stroke_width(3)))?;
                 for p in line.iter().filter(|p| p.2.is_finite() && p.3.is_finite()) {
                     chart.draw_series(whisker(p.0 + dodge, x_max * 0.006, p.2, p.3, color))?;
                 }
-                draw_marks!(chart, xy, series_mark(m), color)?;
+                draw_marks!(chart, xy, method_mark(&self.methods[m], m), color)?;
             }
         }
         Ok(())
@@ -248,6 +254,22 @@ pub fn noise_curves(
     )
 }
 
+/// Ticks at 1, 2 and 5 × 10^k inside `lo..hi`, with 1.5, 3 and 7 as well when the range is
+/// under a decade (a log axis's own ticks leave a narrow range with one label or none).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let narrow = hi / lo < 10.0;
+    let steps: &[f64] = if narrow {
+        &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    (k0..=k1)
+        .flat_map(|k| steps.iter().map(move |s| s * 10f64.powi(k)))
+        .filter(|t| (lo..=hi).contains(t))
+        .collect()
+}
+
 /// "12k", "1.5M": a parameter count for axis labels.
 fn human_count(v: f64) -> String {
     let (div, unit) = match v.abs() {
@@ -263,34 +285,53 @@ fn human_count(v: f64) -> String {
 struct ParamsFigure {
     points: Vec<ParamPoint>,
     models: Vec<String>,
+    datasets: Vec<String>,
+}
+
+impl ParamsFigure {
+    /// Models by colour, then data sets by (grey) marker.
+    fn entries(&self) -> Vec<(String, RGBColor, Swatch)> {
+        let models = (self.models.iter().enumerate())
+            .map(|(i, n)| (n.clone(), method_color(n, i), Swatch::Box));
+        let datasets = (self.datasets.iter().enumerate())
+            .map(|(i, d)| (d.clone(), INK, Swatch::Marker(series_mark(i))));
+        models.chain(datasets).collect()
+    }
+
+    fn legend_names(&self) -> Vec<String> {
+        self.entries().into_iter().map(|e| e.0).collect()
+    }
 }
 
 impl Figure for ParamsFigure {
     fn size(&self) -> (u32, u32) {
-        (900, 620 + legend_height(&self.models, 900))
+        (900, 620 + legend_height(&self.legend_names(), 900))
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (legend, body) = root.split_vertically(legend_height(&self.models, 900));
-        let entries: Vec<_> = (self.models.iter().enumerate())
-            .map(|(i, n)| (n.clone(), series_color(i), Swatch::Marker(series_mark(i))))
-            .collect();
-        draw_legend(&legend, &entries)?;
+        let (legend, body) = root.split_vertically(legend_height(&self.legend_names(), 900));
+        draw_legend(&legend, &self.entries())?;
         let (lo, hi) = self
             .points
             .iter()
             .fold((f64::INFINITY, 0.0f64), |(a, b), p| {
                 (a.min(p.n_params), b.max(p.n_params))
             });
-        // Half a decade of margin on each side keeps labels of edge points inside.
-        let x_range = (lo / 3.0..hi * 3.0).log_scale();
+        // A little margin around the data, not decades of empty axis.
+        let (x_lo, x_hi) = (lo / 1.25, hi * 1.25);
+        let x_range = (x_lo..x_hi)
+            .log_scale()
+            .with_key_points(log_ticks(x_lo, x_hi));
         let y_range = score_range(
             self.points
                 .iter()
                 .flat_map(|p| [p.accuracy, p.ci_low, p.ci_high]),
         );
         let mut chart = ChartBuilder::on(&body)
-            .caption("Accuracy against model size", text(TITLE_PX))
+            .caption(
+                "Accuracy against model size (mean over seeds, 95% interval)",
+                text(AXIS_PX),
+            )
             .margin(18)
             .x_label_area_size(56)
             .y_label_area_size(78)
@@ -309,26 +350,16 @@ impl Figure for ParamsFigure {
             .draw()?;
         for p in &self.points {
             let i = self.models.iter().position(|m| *m == p.model).unwrap_or(0);
+            let d = (self.datasets.iter())
+                .position(|x| *x == p.dataset)
+                .unwrap_or(0);
+            let color = method_color(&p.model, i);
             if p.ci_low.is_finite() && p.ci_high.is_finite() {
-                // Caps are a fixed fraction of a decade wide.
-                let cap = p.n_params * 0.06;
-                chart.draw_series(whisker(
-                    p.n_params,
-                    cap,
-                    p.ci_low,
-                    p.ci_high,
-                    series_color(i),
-                ))?;
+                // Caps are a fixed fraction of the value wide (the axis is logarithmic).
+                let cap = p.n_params * 0.02;
+                chart.draw_series(whisker(p.n_params, cap, p.ci_low, p.ci_high, color))?;
             }
-            let pos = (p.n_params, p.accuracy);
-            draw_marks!(chart, [pos], series_mark(i), series_color(i))?;
-            let label = EmptyElement::at(pos)
-                + Text::new(
-                    p.model.clone(),
-                    (MARK_R + 10, -MARK_R - 2),
-                    text(TICK_PX).pos(Pos::new(HPos::Left, VPos::Bottom)),
-                );
-            chart.draw_series(std::iter::once(label))?;
+            draw_marks!(chart, [(p.n_params, p.accuracy)], series_mark(d), color)?;
         }
         Ok(())
     }
@@ -358,10 +389,12 @@ pub fn params_vs_accuracy(points: &[ParamPoint], out_stem: &Path) -> Result<Figu
         ));
     }
     let models = ordered_unique(points.iter().map(|p| p.model.as_str()));
+    let datasets = ordered_unique(points.iter().map(|p| p.dataset.as_str()));
     write_figure(
         &ParamsFigure {
             points: points.to_vec(),
             models,
+            datasets,
         },
         out_stem,
     )
@@ -370,6 +403,18 @@ pub fn params_vs_accuracy(points: &[ParamPoint], out_stem: &Path) -> Result<Figu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A narrow log range still gets several ticks, a wide one 1-2-5 per decade.
+    #[test]
+    fn log_ticks_cover_narrow_and_wide_ranges() {
+        assert_eq!(
+            log_ticks(60_000.0, 180_000.0),
+            vec![70_000.0, 100_000.0, 150_000.0]
+        );
+        let wide = log_ticks(900.0, 120_000.0);
+        assert_eq!(wide.first(), Some(&1_000.0));
+        assert!(wide.contains(&50_000.0) && !wide.contains(&30_000.0));
+    }
 
     /// Parameter counts print with k/M suffixes and no trailing ".0".
     #[test]
@@ -445,6 +490,7 @@ mod figure_tests {
         .iter()
         .map(|&(m, n, a)| ParamPoint {
             model: m.into(),
+            dataset: "kang".into(),
             n_params: n,
             accuracy: a,
             ci_low: a - 0.02,

@@ -116,8 +116,11 @@ pub struct TokenInfoRow {
 /// One point of [`params_vs_accuracy`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamPoint {
-    /// Model name (a colour and a label next to the point).
+    /// Model name (a colour, the same as in the other figures).
     pub model: String,
+    /// Data set (a marker shape).
+    #[serde(default)]
+    pub dataset: String,
     /// Trainable parameters (> 0; the x axis is logarithmic).
     pub n_params: f64,
     /// Accuracy in [0, 1].

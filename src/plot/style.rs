@@ -49,6 +49,38 @@ pub fn series_color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The study's methods by display name, in the order that fixes their colour and marker:
+/// a method looks the same in every figure, whatever subset of methods a study runs.
+const METHOD_ORDER: [&str; 9] = [
+    "Seurat",
+    "LogReg",
+    "kNN",
+    "scGPT",
+    "Geneformer",
+    "SC-MAMBA2",
+    "scGPT (tuned)",
+    "Geneformer (tuned)",
+    "SC-MAMBA2 (tuned)",
+];
+
+/// Colours past the palette for the last tuned methods (grey, brown).
+const EXTRA_COLORS: [RGBColor; 2] = [RGBColor(110, 110, 110), RGBColor(140, 86, 75)];
+
+/// Colour of a series named `name`: the method's own colour for a study method, else
+/// [`series_color`] of its position `i`.
+pub fn method_color(name: &str, i: usize) -> RGBColor {
+    match METHOD_ORDER.iter().position(|m| *m == name) {
+        Some(k) if k < PALETTE.len() => PALETTE[k],
+        Some(k) => EXTRA_COLORS[(k - PALETTE.len()) % EXTRA_COLORS.len()],
+        None => series_color(i),
+    }
+}
+
+/// Marker of a series named `name` (the method's own for a study method).
+pub fn method_mark(name: &str, i: usize) -> Mark {
+    series_mark(METHOD_ORDER.iter().position(|m| *m == name).unwrap_or(i))
+}
+
 /// Text colour and light grid colour.
 pub const INK: RGBColor = RGBColor(30, 30, 30);
 pub const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -94,7 +126,7 @@ pub fn sequential(v: f64) -> RGBColor {
 }
 
 /// Marker shape of series `i`, so series differ by more than colour.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     Circle,
     Square,
@@ -367,6 +399,19 @@ mod tests {
         assert_eq!(sequential(1.0), RGBColor(253, 231, 37));
         assert_eq!(sequential(2.0), sequential(1.0));
         assert_eq!(sequential(f64::NAN), sequential(0.0));
+    }
+
+    /// A method keeps its colour whatever its position; other names use the position.
+    #[test]
+    fn methods_have_fixed_colours() {
+        assert_eq!(method_color("scGPT", 0), PALETTE[3]);
+        assert_eq!(method_color("Geneformer", 7), method_color("Geneformer", 0));
+        assert_eq!(method_color("clean", 1), series_color(1));
+        assert_ne!(
+            method_color("SC-MAMBA2 (tuned)", 0),
+            method_color("Seurat", 0)
+        );
+        assert_eq!(method_mark("kNN", 0), series_mark(2));
     }
 
     /// Non-finite inputs are rejected with the field name.

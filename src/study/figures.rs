@@ -344,7 +344,10 @@ pub fn figure_confusion(recs: &[RunRecord], seed0: u64, dir: &Path) -> Result<Op
         .filter_map(|m| {
             recs.iter()
                 .find(|r| r.dataset == datasets[0] && &r.method == m && r.seed == seed0 && clean(r))
-                .map(|r| (pretty(m).to_string(), r.report.confusion.clone()))
+                .map(|r| {
+                    let title = format!("{} ({}, seed {seed0})", pretty(m), r.dataset);
+                    (title, r.report.confusion.clone())
+                })
         })
         .collect();
     if mats.is_empty() {
@@ -439,7 +442,8 @@ pub fn figure_params(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePath
                 .collect();
             if let (Some(first), Some((mean, lo, hi))) = (rs.first(), mean_ci(&vals)) {
                 pts.push(ParamPoint {
-                    model: format!("{} ({d})", pretty(m)),
+                    model: pretty(m).into(),
+                    dataset: d.clone(),
                     n_params: first.n_params.unwrap_or(0) as f64,
                     accuracy: mean,
                     ci_low: lo,
