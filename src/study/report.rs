@@ -300,7 +300,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     if !ctx.figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
         for f in ctx.figures {
-            let _ = writeln!(s, "![{f}]({f})\n");
+            let _ = writeln!(s, "![{f}]({f})\n\n*{}*\n", figure_caption(f));
         }
     }
     s
@@ -347,6 +347,27 @@ fn gate_section(s: &mut String, records: &[RunRecord]) {
         );
     }
     s.push('\n');
+}
+
+/// What a figure shows and what its error bars are, by its file name.
+fn figure_caption(path: &str) -> String {
+    let stem = std::path::Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bars = "Bars and points: mean over seeds; whiskers: 95% t-interval over seeds, or the bootstrap 95% CI over query cells when there is one seed.";
+    match stem.split('_').next().unwrap_or("") {
+        "fig1" => format!("Clean accuracy and macro F1 per data set and method. {bars}"),
+        "fig2" => format!("Accuracy against the fraction of noisy cells, one figure per noise protocol; the subtitle gives the protocol and the σ held fixed. {bars}"),
+        "fig2b" => format!("Accuracy against the noise σ, one figure per noise protocol; the subtitle gives the protocol and the fraction held fixed. {bars}"),
+        "fig3" => "Predicted minus true share of each class (percentage points), clean query, mean over seeds.".into(),
+        "fig4" => "Row-normalised confusion matrices on the first data set, first seed, clean query.".into(),
+        "fig5" => "Token probe: query accuracy of L1 logistic regression fitted on the reference's raw values, binned tokens and rank positions, clean and with every query cell perturbed; Kendall τ between each perturbed cell's clean and noisy tokens. One fit each, no interval.".into(),
+        "fig6" => format!("Clean accuracy against trainable parameters (measured), colour = model, marker = data set. {bars}"),
+        "fig7" => "Fine-tuning learning curves (first seed, clean reference): reference-validation loss (thick) and training loss (thin).".into(),
+        "fig8" => "Forest plot of the claims (clean, and noise at 20% of query cells, σ 1, zeros perturbed), signed so that positive is the claim's direction: pooled effect with its cluster-bootstrap 95% interval (black), each data set's mean with its t-interval over seeds (colours), published value (diamond).".into(),
+        _ => String::new(),
+    }
 }
 
 /// The tuned arm: the setting each fit chose on reference-validation loss, out of the grid.
