@@ -49,7 +49,8 @@ fn results_without_time(out: &Path) -> Vec<String> {
 }
 
 /// A killed study resumes from its cache and ends with exactly the results of an
-/// uninterrupted run; the finished study has its report, CSV and all six figures.
+/// uninterrupted run; the finished study has its report (tuned arm included), CSV and
+/// every figure.
 #[test]
 fn smoke_study_outputs_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
@@ -64,12 +65,14 @@ fn smoke_study_outputs_and_resume() {
         "20% noisy cells",
         "config hash",
         "## Figures",
+        "Tuned arm: settings chosen on reference validation",
+        "[tuned arm] Seurat beats Geneformer",
     ] {
         assert!(report.contains(needle), "REPORT.md lacks '{needle}'");
     }
     let rows = results_without_time(&full);
-    // 6 methods × 2 seeds × (clean + 1 noise condition) on one data set.
-    assert_eq!(rows.len(), 6 * 2 * 2, "{rows:?}");
+    // 7 methods (the six and a tuned arm) × 2 seeds × (clean + 1 noise condition).
+    assert_eq!(rows.len(), 7 * 2 * 2, "{rows:?}");
     for stem in [
         "fig1_accuracy_macro_f1",
         "fig2_accuracy_vs_noise_fraction",
@@ -77,6 +80,8 @@ fn smoke_study_outputs_and_resume() {
         "fig4_confusion",
         "fig5_tokenizer_information",
         "fig6_params_vs_accuracy",
+        "fig7_learning_curves",
+        "fig8_claims_forest",
     ] {
         for ext in ["png", "svg"] {
             let p = full.join("figures").join(format!("{stem}.{ext}"));
