@@ -362,7 +362,7 @@ pub fn figure_confusion(recs: &[RunRecord], seed0: u64, dir: &Path) -> Result<Op
 /// cell's token order survives that noise (Kendall τ of clean vs noisy tokens).
 pub fn figure_tokenizer(task: &Task, sigma: f64, seed: u64, dir: &Path) -> Result<FigurePaths> {
     let noise = GaussianNoise::new(1.0, sigma);
-    let (noisy_query, _) = noise.apply_dataset(&task.query, seed)?;
+    let (noisy_query, perturbed_cells) = noise.apply_dataset(&task.query, seed)?;
     let probe = token_probe(
         &task.reference,
         &task.reference_labels,
@@ -370,7 +370,11 @@ pub fn figure_tokenizer(task: &Task, sigma: f64, seed: u64, dir: &Path) -> Resul
         &task.query_truth,
         seed,
     )?;
-    let taus = token_taus(task, &noise, seed)?;
+    let noisy = Perturbed {
+        x: noisy_query.x.clone(),
+        perturbed_cells,
+    };
+    let taus = token_taus(task, &noisy, &noise, seed)?;
     let mut rows = Vec::new();
     for (cond, scores) in ["clean", "noisy"].iter().zip(&probe) {
         for s in scores {
@@ -390,11 +394,16 @@ pub fn figure_tokenizer(task: &Task, sigma: f64, seed: u64, dir: &Path) -> Resul
     tokenizer_info(&rows, &title, &dir.join("fig5_tokenizer_information"))
 }
 
-/// Kendall τ between clean and noisy tokens of the query's cells, per tokenizer. Rank
-/// encoding runs on count-like values with medians fitted on the reference.
-fn token_taus(task: &Task, noise: &GaussianNoise, seed: u64) -> Result<Vec<(&'static str, f64)>> {
+/// Kendall τ between the query's clean tokens and those of `noisy` (the same query after
+/// `noise`, drawn once by the caller), per tokenizer. Rank encoding runs on count-like
+/// values with medians fitted on the reference.
+fn token_taus(
+    task: &Task,
+    noisy: &Perturbed,
+    noise: &GaussianNoise,
+    seed: u64,
+) -> Result<Vec<(&'static str, f64)>> {
     let (x, kind) = (&task.query.x, task.query.value_kind);
-    let noisy = noise.apply(x, kind, seed)?;
     let binning = BinningTokenizer::default();
     let rank_clean = rank_encoding_input(x, kind);
     let rank_noisy = Perturbed {
