@@ -414,7 +414,7 @@ fn token_taus(
     let rank = RankTokenizerParams::default().fit(&reference)?;
     let binned = noise_info(
         x,
-        &noisy,
+        noisy,
         kind,
         InfoTokenizer::Binning(&binning),
         noise,
