@@ -343,20 +343,26 @@ fn protocols(records: &[&RunRecord]) -> Vec<NoiseCondition> {
     out
 }
 
-/// A protocol's name: where the noise goes and what happens to zeros.
-pub fn protocol_name(c: &NoiseCondition) -> String {
-    let side = match c.target {
+/// A protocol's side and zero handling, e.g. "query only, zeros perturbed".
+pub fn protocol_label(target: NoiseTarget, perturb_zeros: bool) -> String {
+    let side = match target {
         NoiseTarget::Query => "query only",
         NoiseTarget::Reference => "reference only",
         NoiseTarget::Both => "both sides",
     };
-    let zeros = if c.perturb_zeros {
+    let zeros = if perturb_zeros {
         "zeros perturbed"
     } else {
         "zeros kept"
     };
+    format!("{side}, {zeros}")
+}
+
+/// A noise condition's name: [`protocol_label`], fraction of cells and σ.
+pub fn protocol_name(c: &NoiseCondition) -> String {
     format!(
-        "{side}, {zeros}, {:.0}% of cells, σ {}",
+        "{}, {:.0}% of cells, σ {}",
+        protocol_label(c.target, c.perturb_zeros),
         100.0 * c.fraction,
         c.sigma
     )

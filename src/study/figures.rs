@@ -11,7 +11,7 @@ use crate::plot::{
     TokenInfoRow,
 };
 use crate::plot::{claims_forest, learning_curves, CurveRow, ForestRow};
-use crate::study::claims::{evaluate_claims, pretty, protocol_name};
+use crate::study::claims::{evaluate_claims, pretty, protocol_label, protocol_name};
 use crate::study::config::{NoiseCondition, NoiseTarget, StudyConfig};
 use crate::study::runner::{RunRecord, StudyOutput};
 use crate::study::tasks::Task;
@@ -154,7 +154,7 @@ pub fn figure_noise(recs: &[RunRecord], dir: &Path) -> Result<Vec<FigurePaths>> 
         };
         let sigma = swept_value(&of_protocol, |r| r.noise.sigma, |r| r.noise.fraction, 1.0);
         let fraction = swept_value(&of_protocol, |r| r.noise.fraction, |r| r.noise.sigma, 0.2);
-        let side = protocol_side(target, zeros);
+        let side = format!("noise: {}", protocol_label(target, zeros));
         for (axis, stem, held) in [
             (
                 NoiseAxis::Fraction,
@@ -196,15 +196,6 @@ fn unique_protocols(recs: &[RunRecord]) -> Vec<(NoiseTarget, bool)> {
     }
     out.sort_by_key(|&(t, z)| (t != NoiseTarget::Query, !z));
     out
-}
-
-fn protocol_side(target: NoiseTarget, zeros: bool) -> String {
-    let side = match target {
-        NoiseTarget::Query => "noise on query cells",
-        NoiseTarget::Reference => "noise on reference cells",
-        NoiseTarget::Both => "noise on reference and query cells",
-    };
-    format!("{side}, zeros {}", if zeros { "perturbed" } else { "kept" })
 }
 
 fn protocol_slug(target: NoiseTarget, zeros: bool) -> String {
