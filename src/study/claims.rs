@@ -611,4 +611,4 @@ pub fn pretty(method: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

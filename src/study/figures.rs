@@ -561,33 +561,10 @@ pub fn figure_forest(recs: &[RunRecord], dir: &Path) -> Result<Option<FigurePath
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::evaluate;
+    use crate::study::claims::tests::record as claim_record;
 
     fn record(method: &str, seed: u64, noise: NoiseCondition, acc: f64) -> RunRecord {
-        let truth: Vec<String> = (0..100).map(|i| ["A", "B"][i % 2].to_string()).collect();
-        let wrong = ((1.0 - acc) * 100.0).round() as usize;
-        let pred: Vec<String> = (0..100)
-            .map(|i| ["A", "B"][(i + usize::from(i < wrong)) % 2].to_string())
-            .collect();
-        RunRecord {
-            key: format!("{method}-{seed}-{noise:?}"),
-            dataset: "d1".into(),
-            method: method.into(),
-            seed,
-            noise,
-            n_reference: 100,
-            n_query: 100,
-            report: evaluate(&truth, &pred, &["A", "B"]).unwrap(),
-            accuracy_ci: (acc - 0.05, acc + 0.05),
-            macro_f1_ci: (0.0, 1.0),
-            n_params: None,
-            seconds: 0.0,
-            reference_counts: vec![("A".into(), 50), ("B".into(), 50)],
-            gate_passed: None,
-            gate: None,
-            learning_curve: Vec::new(),
-            tune: None,
-        }
+        claim_record("d1", method, seed, noise, acc, false)
     }
 
     /// Four protocols share fraction 0.2 and σ 1: each gets its own figures (they used to

@@ -4,8 +4,9 @@ use super::*;
 use crate::eval::evaluate;
 
 /// A record of `method` on `dataset` with `seed` under `noise`, of accuracy `acc` on 100
-/// cells of two classes (A 60, B 40); `collapse` predicts A for every cell instead.
-fn record(
+/// cells of two classes (A 60, B 40); `collapse` predicts A for every cell instead. Shared
+/// with the figure tests.
+pub(crate) fn record(
     dataset: &str,
     method: &str,
     seed: u64,
