@@ -344,6 +344,21 @@ impl ReduceSum<'_> {
                     }
                     return Ok(dst);
                 };
+                if let Some((red, inner)) = self.consecutive_block(src_l) {
+                    // scrobust patch: reducing one consecutive block of dims (a bias or
+                    // norm-weight gradient, summed over batch and positions) as row
+                    // additions instead of two divmods per element. Each output element
+                    // receives its inputs in the same order as below: same bits.
+                    for (o, dst_row) in dst.chunks_exact_mut(inner).enumerate() {
+                        let block = &src[o * red * inner..(o + 1) * red * inner];
+                        for src_row in block.chunks_exact(inner) {
+                            for (d, &s) in dst_row.iter_mut().zip(src_row) {
+                                *d += s;
+                            }
+                        }
+                    }
+                    return Ok(dst);
+                }
                 for (unstr_index, &src) in src.iter().enumerate() {
                     let mut dst_index = unstr_index;
                     // Set the reduce_dims indexes to 0.
@@ -369,6 +384,22 @@ impl ReduceSum<'_> {
             }
         }
         Ok(dst)
+    }
+}
+
+impl ReduceSum<'_> {
+    /// `(reduced size, inner size)` when the reduced dims are one consecutive run that does
+    /// not end at the last dim (that case has its own path), else `None`.
+    fn consecutive_block(&self, src_l: &Layout) -> Option<(usize, usize)> {
+        let dims = src_l.dims();
+        let (&first, &last) = (self.reduce_dims.first()?, self.reduce_dims.last()?);
+        let consecutive = self.reduce_dims.windows(2).all(|w| w[1] == w[0] + 1);
+        if !consecutive || last + 1 >= dims.len() {
+            return None;
+        }
+        let red = dims[first..=last].iter().product::<usize>();
+        let inner = dims[last + 1..].iter().product::<usize>();
+        (red > 0 && inner > 0).then_some((red, inner))
     }
 }
 
