@@ -141,7 +141,7 @@ fn run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // What the `scrobust` binary does, so the benchmark measures the shipped setting.
-    scrobust::models::default_cpu_threading();
+    scrobust::models::configure_cpu_runtime();
     let args: Vec<String> = std::env::args().collect();
     let cfg = TrainConfig::load(std::path::Path::new(&arg(
         &args,

@@ -7,7 +7,9 @@ use candle_core::{Device, Tensor, Var};
 
 /// `x[i]` for a (2, 3, 4, 5) tensor with distinct, non-round values.
 fn values(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect()
+    (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+        .collect()
 }
 
 /// Sum of the (2, 3, 4, 5) array over `dims`, by loops over every index.
@@ -63,12 +65,26 @@ fn gradients_with_single_double_and_negated_contributions() {
     let x = Var::from_vec(values(12), (3, 4), &dev).unwrap();
     let w = Var::from_vec(values(24)[12..].to_vec(), (3, 4), &dev).unwrap();
     let b = Var::from_vec(vec![0.5f32, -1.0, 2.0, 0.25], 4, &dev).unwrap();
-    let first = x.mul(&w).unwrap().broadcast_add(&b).unwrap().sum_all().unwrap();
+    let first = x
+        .mul(&w)
+        .unwrap()
+        .broadcast_add(&b)
+        .unwrap()
+        .sum_all()
+        .unwrap();
     let second = b.sqr().unwrap().sum_all().unwrap();
     let third = x.sub(&w).unwrap().sum_all().unwrap();
     let y = first.sub(&second).unwrap().add(&third).unwrap();
     let grads = y.backward().unwrap();
-    let get = |v: &Var| grads.get(v).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let get = |v: &Var| {
+        grads
+            .get(v)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     let (xv, wv, bv) = (
         x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         w.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

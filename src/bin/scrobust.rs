@@ -32,7 +32,7 @@ enum Command {
 }
 
 fn main() {
-    scrobust::models::default_cpu_threading();
+    scrobust::models::configure_cpu_runtime();
     let args = Cli::parse();
     let result = match args.command {
         Command::Inspect(a) => cli::inspect::run(&a),

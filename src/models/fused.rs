@@ -12,7 +12,9 @@
 //! On other devices or dtypes the composed versions run: they are the reference the tests
 //! compare values and gradients with.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D,
+};
 use rayon::prelude::*;
 
 /// Rows per block in the parameter-gradient reductions of the fused kernels (here and in `mamba2::kernels`). Fixed, so
@@ -92,20 +94,131 @@ impl CustomOp1 for SoftmaxOp {
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
-    /// `dx = y ∘ (g − Σ_j g_j y_j)` per row.
     fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (y, g) = (to_vec(res)?, to_vec(grad)?);
-        let d = res.dims().last().copied().unwrap_or(1).max(1);
+        softmax_backward(res, grad, 1.0).map(Some)
+    }
+}
+
+/// `dx = scale · y ∘ (g − Σ_j g_j y_j)` per row of the last axis, for `y` = softmax(scale · x
+/// + c): one kernel reading `y` and `g` in place (no copies of either).
+fn softmax_backward(y: &Tensor, g: &Tensor, scale: f32) -> Result<Tensor> {
+    y.contiguous()?
+        .apply_op2_no_bwd(&g.contiguous()?, &SoftmaxBackward { scale })
+}
+
+struct SoftmaxBackward {
+    scale: f32,
+}
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "scrobust-softmax-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s1, l1, "softmax output")?;
+        let g = f32_slice(s2, l2, "softmax gradient")?;
+        let d = l1.dims().last().copied().unwrap_or(1).max(1);
+        if y.len() != g.len() {
+            candle_core::bail!("softmax backward: {:?} vs {:?}", l1.dims(), l2.dims());
+        }
         let mut dx = vec![0f32; y.len()];
         dx.par_chunks_mut(d)
             .zip(y.par_chunks(d).zip(g.par_chunks(d)))
             .for_each(|(dxr, (yr, gr))| {
                 let dot: f32 = yr.iter().zip(gr).map(|(y, g)| y * g).sum();
                 for ((o, &y), &g) in dxr.iter_mut().zip(yr).zip(gr) {
-                    *o = y * (g - dot);
+                    *o = self.scale * y * (g - dot);
                 }
             });
-        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Attention probabilities `softmax(scale · scores + bias)` over the last axis, `scores`
+/// `(b, h, l_q, l_k)` and `bias` `(b, 1, 1, l_k)` (the key padding bias) broadcast over heads
+/// and queries. On CPU f32 with a constant bias this is one kernel each way; composed, the
+/// scaled and the biased score tensors are each allocated and differentiated as well.
+pub fn attention_probs(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    let fits = match (scores.dims(), bias.dims()) {
+        ([b, _, _, l], [bb, 1, 1, bl]) => b == bb && l == bl,
+        _ => false,
+    };
+    let fused = fits
+        && scores.device().is_cpu()
+        && scores.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && !bias.track_op();
+    if !fused {
+        return softmax_last(&(scores * scale)?.broadcast_add(bias)?);
+    }
+    scores.contiguous()?.apply_op2(
+        &bias.contiguous()?,
+        AttentionProbs {
+            scale: scale as f32,
+        },
+    )
+}
+
+struct AttentionProbs {
+    scale: f32,
+}
+
+impl CustomOp2 for AttentionProbs {
+    fn name(&self) -> &'static str {
+        "scrobust-attention-probs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "attention scores")?;
+        let bias = f32_slice(s2, l2, "attention bias")?;
+        let (_, h, lq, lk) = l1.shape().dims4()?;
+        let mut out = vec![0f32; x.len()];
+        if lk == 0 {
+            return Ok((CpuStorage::F32(out), l1.shape().clone()));
+        }
+        out.par_chunks_mut(lk)
+            .zip(x.par_chunks(lk))
+            .enumerate()
+            .for_each(|(row, (o, xr))| {
+                let br = &bias[row / (h * lq) * lk..][..lk];
+                let mut max = f32::NEG_INFINITY;
+                for ((o, &v), &c) in o.iter_mut().zip(xr).zip(br) {
+                    *o = v * self.scale + c;
+                    max = max.max(*o);
+                }
+                let mut sum = 0f32;
+                for o in o.iter_mut() {
+                    *o = (*o - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|v| *v *= inv);
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    /// The bias is constant (checked before the op is built), so only `scores` gets a gradient.
+    fn bwd(
+        &self,
+        _scores: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(softmax_backward(res, grad, self.scale)?), None))
     }
 }
 
@@ -285,6 +398,47 @@ mod tests {
         assert!(max_diff(&g1, &g0) < 1e-5, "grads {}", max_diff(&g1, &g0));
         let row_sums = to_vec(&y1.sum(D::Minus1).unwrap()).unwrap();
         assert!(row_sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
+    }
+
+    /// The fused attention probabilities equal the composed scale → bias → softmax in value
+    /// and in the gradient of the scores, with one padded key per batch row.
+    #[test]
+    fn fused_attention_probs_match_composed() {
+        let dev = Device::Cpu;
+        let x = Var::from_vec(values(3 * 2 * 5 * 7, 6.0), (3, 2, 5, 7), &dev).unwrap();
+        let mut bv = vec![0f32; 3 * 7];
+        (0..3).for_each(|b| bv[b * 7 + (b * 3) % 7] = -1e9);
+        let bias = Tensor::from_vec(bv, (3, 1, 1, 7), &dev).unwrap();
+        let wts = Tensor::from_vec(values(3 * 2 * 5 * 7, 3.0), (3, 2, 5, 7), &dev).unwrap();
+        let scale = 1.0 / 8f64.sqrt();
+        let run = |fused: bool| {
+            let y = if fused {
+                attention_probs(x.as_tensor(), &bias, scale).unwrap()
+            } else {
+                let s = (x.as_tensor() * scale)
+                    .unwrap()
+                    .broadcast_add(&bias)
+                    .unwrap();
+                softmax_last_composed(&s).unwrap()
+            };
+            let loss = (&y * &wts).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            (y, grads.get(x.as_tensor()).unwrap().clone())
+        };
+        let ((y1, g1), (y0, g0)) = (run(true), run(false));
+        assert!(max_diff(&y1, &y0) < 1e-6, "values {}", max_diff(&y1, &y0));
+        assert!(max_diff(&g1, &g0) < 1e-5, "grads {}", max_diff(&g1, &g0));
+        let padded = to_vec(&y1.narrow(3, 3, 1).unwrap().narrow(0, 1, 1).unwrap()).unwrap();
+        assert!(padded.iter().all(|&p| p == 0.0), "padded key attended");
+        assert!(
+            g1.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
     }
 
     /// The fused layer norm equals the composed one in value and in the gradients of the

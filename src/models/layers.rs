@@ -59,7 +59,7 @@ impl Module for LayerNorm {
 
 /// Softmax over the last dimension with a backward pass (fused kernel on CPU, see
 /// [`super::fused`]).
-pub use super::fused::softmax_last;
+pub use super::fused::{attention_probs, softmax_last};
 
 /// A shared, reseedable RNG for dropout masks. The trainer reseeds it from (seed, step)
 /// before each step, so a resumed run draws the same masks as an uninterrupted one.
@@ -179,8 +179,8 @@ impl MultiHeadAttention {
         let k = heads(self.k.forward(x)?)?;
         let v = heads(self.v.forward(x)?)?;
         // softmax(q kᵀ / sqrt(dh) + padding bias) v
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?.broadcast_add(bias)?;
-        let attn = self.dropout.forward_t(&softmax_last(&scores)?, train)?;
+        let probs = attention_probs(&q.matmul(&k.t()?)?, bias, 1.0 / (dh as f64).sqrt())?;
+        let attn = self.dropout.forward_t(&probs, train)?;
         let ctx = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
         self.out.forward(&ctx)
     }
