@@ -65,6 +65,19 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(SoftmaxOp)
 }
 
+/// Softmax of one row in place (max subtracted for stability); shared by the plain and the
+/// attention kernels.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 struct SoftmaxOp;
 
 impl CustomOp1 for SoftmaxOp {
@@ -82,14 +95,8 @@ impl CustomOp1 for SoftmaxOp {
         out.par_chunks_mut(d)
             .zip(x.par_chunks(d))
             .for_each(|(o, row)| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (o, &v) in o.iter_mut().zip(row) {
-                    *o = (v - max).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|v| *v *= inv);
+                o.copy_from_slice(row);
+                softmax_in_place(o);
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -194,18 +201,10 @@ impl CustomOp2 for AttentionProbs {
             .enumerate()
             .for_each(|(row, (o, xr))| {
                 let br = &bias[row / (h * lq) * lk..][..lk];
-                let mut max = f32::NEG_INFINITY;
                 for ((o, &v), &c) in o.iter_mut().zip(xr).zip(br) {
                     *o = v * self.scale + c;
-                    max = max.max(*o);
                 }
-                let mut sum = 0f32;
-                for o in o.iter_mut() {
-                    *o = (*o - max).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                o.iter_mut().for_each(|v| *v *= inv);
+                softmax_in_place(o);
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

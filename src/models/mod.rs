@@ -182,7 +182,7 @@ pub fn default_cpu_threading() {
 /// free, so a training step faulted in its multi-MiB activation and gradient buffers anew
 /// each time. With the threshold fixed high, freed blocks are reused: scGPT-like at the
 /// standard shapes trained at 310 instead of 213 cells/s with the same peak RSS
-/// (docs/models.md, "Training throughput vs PyTorch").
+/// (`examples/train_throughput.rs`, the same two thresholds set through `GLIBC_TUNABLES`).
 pub fn keep_freed_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
