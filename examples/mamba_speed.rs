@@ -1,5 +1,5 @@
 //! Times one training step (forward + backward + AdamW update) of the bidirectional
-//! Mamba-2 encoder at the size of the PyTorch pilot in REFERENCES.md: batch 32 × 257
+//! Mamba-2 encoder at the size of the PyTorch pilot in docs/design.md: batch 32 × 257
 //! tokens, d_model 128, 4 layers (PyTorch CPU, 2 threads, chunk 32: 1.24 s per step).
 //!
 //! Run: `cargo run --example mamba_speed` (optional args: chunk sizes, e.g. `32 64`).

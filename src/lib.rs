@@ -21,6 +21,7 @@ pub mod perturb;
 pub mod plot;
 pub mod pp;
 pub mod study;
+pub(crate) mod timing;
 pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -20,10 +20,10 @@
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
 use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, PartialNeighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
-use super::timing::{StageSeconds, Stopwatch};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::timing::{StageSeconds, Stopwatch};
 use ndarray::{Array2, Axis};
 
 /// Parameters of Seurat label transfer. Defaults are Seurat v5's.

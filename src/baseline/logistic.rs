@@ -10,11 +10,11 @@
 //! Teboulle 2009): a gradient step on the smooth loss, then soft-thresholding.
 
 use super::label_transfer::labelled_reference;
-use super::reference_pca::{gene_positions, log_normalize};
-use super::vst::vst_select;
+use super::reference_pca::{gene_positions, vst_features};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::pp::log_normalize;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -103,8 +103,8 @@ impl LogisticParams {
         } else {
             reference.select_cells(&rows)
         };
-        let selected = vst_select(&reference.x, self.n_features, 0.3, &reference.source)?;
-        let x = log_normalize(&reference, self.scale_factor)
+        let selected = vst_features(&reference, self.n_features)?;
+        let x = log_normalize(&reference.x, reference.value_kind, self.scale_factor)
             .select_cols(&selected)
             .to_dense();
         let n_classes = classes.len();
@@ -315,7 +315,7 @@ impl LogisticClassifier {
     /// Predict query cells (genes matched by name); the score is the softmax maximum.
     pub fn predict(&self, query: &Dataset) -> Result<Prediction> {
         let pos = gene_positions(query, &self.features)?;
-        let x = log_normalize(query, self.scale_factor)
+        let x = log_normalize(&query.x, query.value_kind, self.scale_factor)
             .select_cols(&pos)
             .to_dense();
         let (predicted, scores) = predict_rows(x.view(), &self.weights, &self.intercept)

@@ -1,6 +1,6 @@
 //! Statistical baselines: Seurat v5 label transfer ([`label_transfer`]), L1 logistic
 //! regression ([`logistic`]) and kNN on reference PCs ([`knn`]), with the pieces they
-//! share: Seurat's vst features ([`vst`]), the reference PCA and query projection
+//! share: the reference PCA (on [`crate::pp`]) and query projection
 //! ([`reference_pca`]), exact neighbour search ([`neighbors`]) and anchors ([`anchors`]).
 
 pub mod anchors;
@@ -10,12 +10,8 @@ pub mod label_transfer;
 pub mod logistic;
 pub mod neighbors;
 pub mod reference_pca;
-pub mod scaled_csr;
-pub mod svd;
 #[cfg(test)]
 pub(crate) mod testutil;
-pub mod timing;
-pub mod vst;
 
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! The `scrobust` command line. See DESIGN.md for the contract. Errors print
+//! The `scrobust` command line. See docs/design.md for the contract. Errors print
 //! `error: <message>` on stderr and exit with status 2 (usage errors too, via clap).
 
 use clap::{Parser, Subcommand};

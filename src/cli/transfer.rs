@@ -3,7 +3,7 @@
 //! (`--data`) split by obs values (`--split-key K --reference-values a,b*`), by a
 //! stratified random split (`--split stratified --train-fraction F --seed S`) or by two
 //! cell-id lists (`--reference-cells`, `--query-cells`).
-//! JSON (`--json`) holds the DESIGN.md classification fields plus `n_skipped_unknown`,
+//! JSON (`--json`) holds the classification fields of docs/design.md plus `n_skipped_unknown`,
 //! `n_anchors` (Seurat) and warnings. The prediction CSV and the annotated query h5ad
 //! (`--out-h5ad`) are written atomically.
 

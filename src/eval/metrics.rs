@@ -445,7 +445,7 @@ mod tests {
         assert!(evaluate_prediction(&s(&["a"]), &p).is_err());
     }
 
-    /// The report serializes with the DESIGN.md field names.
+    /// The report serializes with the field names of the JSON contract (docs/design.md).
     #[test]
     fn json_field_names() {
         let r = evaluate(&s(&["a", "b"]), &s(&["a", "a"]), &s(&["a", "b"])).unwrap();

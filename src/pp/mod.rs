@@ -11,7 +11,9 @@ mod scale;
 
 pub use hvg::{FittedHvg, HvgFlavor, HvgParams};
 pub use loess::{FittedLoess, Loess};
-pub use normalize::{log1p, log1p_inplace, normalize_total, normalize_total_inplace};
+pub use normalize::{
+    log1p, log1p_inplace, log_normalize, normalize_total, normalize_total_inplace,
+};
 pub use pca::{FittedPca, Pca};
 pub use pipeline::{FittedPcaPipeline, PcaPipeline};
 pub use scale::{FittedScaler, Scaler};

@@ -5,7 +5,7 @@
 //! Both keep the sparsity pattern: a cell whose counts sum to zero stays all zero
 //! (scanpy divides such rows by 1 instead of 0), and `log1p(0) = 0`.
 
-use crate::data::CsrMatrix;
+use crate::data::{CsrMatrix, ValueKind};
 
 /// Scale every cell (row) so that its values sum to `target_sum`; rows summing to zero
 /// are left unchanged. The row total is accumulated in `f64`, the division happens
@@ -37,6 +37,18 @@ pub fn log1p(x: &CsrMatrix) -> CsrMatrix {
     let mut out = x.clone();
     log1p_inplace(&mut out);
     out
+}
+
+/// Log-normalized values of a matrix holding `kind` values: `normalize_total` to
+/// `target_sum` then `log1p` for counts (Seurat's LogNormalize); log-normalized or scaled
+/// values are returned unchanged, so nothing is ever logged twice.
+pub fn log_normalize(x: &CsrMatrix, kind: ValueKind, target_sum: f64) -> CsrMatrix {
+    let mut m = x.clone();
+    if kind == ValueKind::Counts {
+        normalize_total_inplace(&mut m, target_sum);
+        log1p_inplace(&mut m);
+    }
+    m
 }
 
 /// In-place form of [`log1p`].

@@ -7,6 +7,11 @@
 //! then [`super::eigen`] (dense `eigh` for small p, seeded block Krylov otherwise).
 //! Signs follow sklearn's `svd_flip(u_based_decision=False)`: each component's
 //! largest-magnitude loading is positive, so results are reproducible.
+//!
+//! Without centring ([`Pca::zero_center`]`(false)`, scanpy's `zero_center=False`) the
+//! same solver decomposes the second-moment matrix `XᵀX/(n − 1)`: that is the truncated
+//! SVD of `X` itself, which is what Seurat's `RunPCA` computes on its scaled data (it
+//! never re-centres them, and after clipping their columns are not exactly centred).
 
 use super::eigen::top_eigen;
 use crate::error::{Error, Result};
@@ -17,6 +22,7 @@ use rayon::prelude::*;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
     n_components: usize,
+    zero_center: bool,
     seed: u64,
 }
 
@@ -24,6 +30,7 @@ impl Default for Pca {
     fn default() -> Self {
         Self {
             n_components: 50,
+            zero_center: true,
             seed: 0,
         }
     }
@@ -37,6 +44,13 @@ impl Pca {
     /// Number of components, defaults to 50 (scanpy's `n_comps`).
     pub fn n_components(mut self, n: usize) -> Self {
         self.n_components = n;
+        self
+    }
+    /// Centre each gene before the decomposition, defaults to true. With false the
+    /// components are the right singular vectors of the data as given, and the
+    /// explained variance is the mean square (ddof 1) along each of them.
+    pub fn zero_center(mut self, zero_center: bool) -> Self {
+        self.zero_center = zero_center;
         self
     }
     /// Seed of the Krylov start block (used only for the Krylov solver;
@@ -73,7 +87,7 @@ impl Pca {
                 xb.t().dot(&xb)
             })
             .reduce(|| Array2::<f64>::zeros((p, p)), |acc, g| acc + g);
-        self.fit_covariance(gram / (n - 1) as f64, mean)
+        self.fit_covariance(gram / (n - 1) as f64, mean, n)
     }
 
     pub(crate) fn check(&self, n: usize, p: usize) -> Result<()> {
@@ -96,8 +110,24 @@ impl Pca {
         Ok(())
     }
 
-    /// Finish a fit from the gene covariance (ddof 1) and gene means.
-    pub(crate) fn fit_covariance(&self, cov: Array2<f64>, mean: Vec<f64>) -> Result<FittedPca> {
+    /// Finish a fit from the gene covariance (ddof 1) and gene means of `n` cells.
+    /// Without centring, the second moment `cov + n/(n−1)·mean·meanᵀ` is decomposed.
+    pub(crate) fn fit_covariance(
+        &self,
+        mut cov: Array2<f64>,
+        mut mean: Vec<f64>,
+        n: usize,
+    ) -> Result<FittedPca> {
+        if !self.zero_center {
+            let f = n as f64 / (n as f64 - 1.0);
+            let m = Array1::from(mean.clone());
+            let outer = m
+                .view()
+                .insert_axis(Axis(1))
+                .dot(&m.view().insert_axis(Axis(0)));
+            cov.scaled_add(f, &outer);
+            mean.iter_mut().for_each(|v| *v = 0.0);
+        }
         let total: f64 = cov.diag().sum();
         let (vals, vecs) = top_eigen(&cov, self.n_components, self.seed)?;
         let mut components = vecs.t().to_owned();
@@ -147,7 +177,7 @@ impl FittedPca {
     pub fn explained_variance_ratio(&self) -> &[f64] {
         &self.ratio
     }
-    /// Per-gene mean used for centring.
+    /// Per-gene mean used for centring (zeros when fitted without centring).
     pub fn mean(&self) -> &[f64] {
         &self.mean
     }
@@ -235,6 +265,38 @@ mod tests {
         for (g, w) in fit.explained_variance_ratio().iter().zip(SKLEARN_RATIO) {
             assert_abs_diff_eq!(*g, w, epsilon = 1e-6);
         }
+    }
+
+    /// Without centring, the components are the right singular vectors of X: checked
+    /// against the eigenvectors of XᵀX computed densely, and a shifted cloud's first
+    /// axis points at its centre instead of along its spread.
+    #[test]
+    fn uncentred_is_truncated_svd() {
+        let x = array![
+            [1.0f32, 2.0, 0.0],
+            [3.0, 1.0, 1.0],
+            [0.0, 0.0, 4.0],
+            [2.0, 5.0, 1.0],
+            [1.0, 1.0, 1.0]
+        ];
+        let fit = Pca::new()
+            .n_components(2)
+            .zero_center(false)
+            .fit(x.view())
+            .unwrap();
+        assert!(fit.mean().iter().all(|&m| m == 0.0));
+        let x64 = x.mapv(|v| v as f64);
+        let (vals, vecs) = top_eigen(&x64.t().dot(&x64), 2, 0).unwrap();
+        for c in 0..2 {
+            assert_abs_diff_eq!(fit.explained_variance()[c], vals[c] / 4.0, epsilon = 1e-9);
+            let cos: f64 = (0..3)
+                .map(|j| fit.components()[[c, j]] as f64 * vecs[[j, c]])
+                .sum();
+            assert_abs_diff_eq!(cos.abs(), 1.0, epsilon = 1e-6);
+        }
+        let z = fit.transform(x.view());
+        let want = x.dot(&fit.components().t());
+        assert_abs_diff_eq!(z, want, epsilon = 1e-6);
     }
 
     const SKLEARN_VAR: [f64; 2] = [4.975928856620, 1.597626362518];

@@ -9,12 +9,10 @@
 //! tiles in parallel; query scores are `base + Σ_nz (Z_ij − z0_j)·W_j`. Same numbers
 //! as the dense computation, at a cost proportional to the non-zeros.
 
-use super::{
-    log1p_inplace, normalize_total_inplace, FittedHvg, FittedPca, FittedScaler, HvgFlavor,
-    HvgParams, Pca, Scaler,
-};
+use super::{log_normalize, FittedHvg, FittedPca, FittedScaler, HvgFlavor, HvgParams, Pca, Scaler};
 use crate::data::{CsrMatrix, ValueKind};
 use crate::error::{Error, Result};
+use crate::timing::{StageSeconds, Stopwatch};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
@@ -23,6 +21,7 @@ use rayon::prelude::*;
 pub struct PcaPipeline {
     target_sum: f64,
     hvg: HvgParams,
+    hvg_on_stored: bool,
     scaler: Scaler,
     pca: Pca,
 }
@@ -32,6 +31,7 @@ impl Default for PcaPipeline {
         Self {
             target_sum: 1e4,
             hvg: HvgParams::new().n_top_genes(Some(2000)),
+            hvg_on_stored: false,
             scaler: Scaler::new(),
             pca: Pca::new(),
         }
@@ -65,8 +65,16 @@ impl PcaPipeline {
         self
     }
 
+    /// Run `seurat_v3` HVG on the stored values even when they are log-normalized, as
+    /// Seurat's vst does for an object that carries only normalized data; defaults to
+    /// false (an error: scanpy's `seurat_v3` expects counts).
+    pub fn hvg_on_stored_values(mut self, on_stored: bool) -> Self {
+        self.hvg_on_stored = on_stored;
+        self
+    }
+
     /// Fit every stage on the reference `x` (cells × genes) whose values are `kind`.
-    /// `SeuratV3` HVG needs counts.
+    /// `SeuratV3` HVG needs counts (see [`PcaPipeline::hvg_on_stored_values`]).
     pub fn fit(&self, x: &CsrMatrix, kind: ValueKind) -> Result<FittedPcaPipeline> {
         if self.target_sum.is_nan() || self.target_sum <= 0.0 {
             return Err(Error::param(
@@ -74,35 +82,17 @@ impl PcaPipeline {
                 format!("must be positive, got {}", self.target_sum),
             ));
         }
-        let lognorm = log_normalized(x, kind, self.target_sum);
-        let hvg = match (self.hvg.selected_flavor(), kind) {
-            (HvgFlavor::SeuratV3, ValueKind::Counts) => self.hvg.fit(x)?,
-            (HvgFlavor::SeuratV3, ValueKind::LogNormalized | ValueKind::Scaled) => {
-                return Err(Error::param(
-                    "hvg flavor",
-                    "seurat_v3 needs raw counts but the data are log-normalized; use seurat",
-                ))
-            }
-            (HvgFlavor::Seurat, _) => self.hvg.fit(&lognorm)?,
-        };
+        let mut sw = Stopwatch::new();
+        let lognorm = log_normalize(x, kind, self.target_sum);
+        sw.lap("normalize");
+        let hvg = self.fit_hvg(x, &lognorm, kind)?;
+        sw.lap("hvg");
         let sub = hvg.transform(&lognorm)?;
         self.pca.check(sub.n_rows(), sub.n_cols())?;
         let scaler = self.scaler.fit_sparse(&sub)?;
-        let (s_vals, z0) = shifted_values(&sub, &scaler);
-        let n = sub.n_rows() as f64;
-        let p = sub.n_cols();
-        let mut col_sum = vec![0.0f64; p];
-        for (&c, &v) in sub.indices().iter().zip(&s_vals) {
-            col_sum[c as usize] += v;
-        }
-        let mut cov = sparse_gram(&sub, &s_vals);
-        for a in 0..p {
-            for b in 0..p {
-                cov[[a, b]] = (cov[[a, b]] - col_sum[a] * col_sum[b] / n) / (n - 1.0);
-            }
-        }
-        let mean: Vec<f64> = (0..p).map(|j| z0[j] as f64 + col_sum[j] / n).collect();
-        let pca = self.pca.fit_covariance(cov, mean)?;
+        sw.lap("scale");
+        let pca = fit_pca(&self.pca, &sub, &scaler)?;
+        sw.lap("pca");
         Ok(FittedPcaPipeline {
             kind,
             target_sum: self.target_sum,
@@ -110,17 +100,42 @@ impl PcaPipeline {
             hvg,
             scaler,
             pca,
+            fit_stages: sw.finish(),
         })
+    }
+
+    fn fit_hvg(&self, x: &CsrMatrix, lognorm: &CsrMatrix, kind: ValueKind) -> Result<FittedHvg> {
+        match (self.hvg.selected_flavor(), kind) {
+            (HvgFlavor::SeuratV3, ValueKind::Counts) => self.hvg.fit(x),
+            (HvgFlavor::SeuratV3, _) if self.hvg_on_stored => self.hvg.fit(x),
+            (HvgFlavor::SeuratV3, ValueKind::LogNormalized | ValueKind::Scaled) => {
+                Err(Error::param(
+                    "hvg flavor",
+                    "seurat_v3 needs raw counts but the data are log-normalized; use seurat",
+                ))
+            }
+            (HvgFlavor::Seurat, _) => self.hvg.fit(lognorm),
+        }
     }
 }
 
-fn log_normalized(x: &CsrMatrix, kind: ValueKind, target_sum: f64) -> CsrMatrix {
-    let mut m = x.clone();
-    if kind == ValueKind::Counts {
-        normalize_total_inplace(&mut m, target_sum);
-        log1p_inplace(&mut m);
+/// PCA of the scaled HVG matrix `sub` from its sparse Gram matrix (see the module docs).
+fn fit_pca(pca: &Pca, sub: &CsrMatrix, scaler: &FittedScaler) -> Result<FittedPca> {
+    let (s_vals, z0) = shifted_values(sub, scaler);
+    let n = sub.n_rows() as f64;
+    let p = sub.n_cols();
+    let mut col_sum = vec![0.0f64; p];
+    for (&c, &v) in sub.indices().iter().zip(&s_vals) {
+        col_sum[c as usize] += v;
     }
-    m
+    let mut cov = sparse_gram(sub, &s_vals);
+    for a in 0..p {
+        for b in 0..p {
+            cov[[a, b]] = (cov[[a, b]] - col_sum[a] * col_sum[b] / n) / (n - 1.0);
+        }
+    }
+    let mean: Vec<f64> = (0..p).map(|j| z0[j] as f64 + col_sum[j] / n).collect();
+    pca.fit_covariance(cov, mean, sub.n_rows())
 }
 
 /// `S` values (scaled value minus the gene's zero level `z0_j`) at the stored entries,
@@ -199,9 +214,18 @@ pub struct FittedPcaPipeline {
     hvg: FittedHvg,
     scaler: FittedScaler,
     pca: FittedPca,
+    fit_stages: StageSeconds,
 }
 
 impl FittedPcaPipeline {
+    /// Wall-clock seconds of each fitting stage (normalize, hvg, scale, pca).
+    pub fn fit_stages(&self) -> &[(&'static str, f64)] {
+        &self.fit_stages
+    }
+    /// Library size cells are normalized to.
+    pub fn target_sum(&self) -> f64 {
+        self.target_sum
+    }
     /// The gene selection.
     pub fn hvg(&self) -> &FittedHvg {
         &self.hvg
@@ -231,9 +255,22 @@ impl FittedPcaPipeline {
         }
         let sub = self
             .hvg
-            .transform(&log_normalized(x, self.kind, self.target_sum))?;
+            .transform(&log_normalize(x, self.kind, self.target_sum))?;
+        self.project_selected(&sub)
+    }
+
+    /// Scores of cells already log-normalized and restricted to the HVGs (cells × HVGs,
+    /// in the order of [`FittedHvg::selected`]).
+    pub(crate) fn project_selected(&self, sub: &CsrMatrix) -> Result<Array2<f32>> {
+        let p = self.hvg.n_selected();
+        if sub.n_cols() != p {
+            return Err(Error::Incompatible(format!(
+                "pipeline selected {p} genes but the data has {}",
+                sub.n_cols()
+            )));
+        }
         let w = self.pca.components().t().mapv(|v| v as f64); // p × k
-        let (k, p) = (self.pca.n_components(), sub.n_cols());
+        let k = self.pca.n_components();
         let z0: Vec<f64> = (0..p)
             .map(|j| self.scaler.scale_value(j, 0.0) as f64)
             .collect();
@@ -291,7 +328,7 @@ mod tests {
             .scaler(Scaler::new().max_value(Some(2.0)))
             .pca(Pca::new().n_components(5));
         let fitted = chain.fit(&x, ValueKind::Counts).unwrap();
-        let lognorm = log_normalized(&x, ValueKind::Counts, 1e4);
+        let lognorm = log_normalize(&x, ValueKind::Counts, 1e4);
         let sub = fitted.hvg().transform(&lognorm).unwrap();
         let dense = fitted.scaler().transform_sparse(&sub).unwrap();
         let pca = Pca::new().n_components(5).fit(dense.view()).unwrap();
@@ -309,7 +346,7 @@ mod tests {
             .transform_sparse(
                 &fitted
                     .hvg()
-                    .transform(&log_normalized(&query, ValueKind::Counts, 1e4))
+                    .transform(&log_normalize(&query, ValueKind::Counts, 1e4))
                     .unwrap(),
             )
             .unwrap();

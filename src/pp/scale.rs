@@ -1,8 +1,10 @@
 //! Per-gene standardization, as scanpy 1.11's `sc.pp.scale(adata, max_value=10)`:
 //! subtract the gene mean, divide by its standard deviation (ddof = 1; a gene with
 //! sd 0 is divided by 1) and clip to `[-max_value, max_value]` (only the upper bound
-//! without centring). Mean and sd are fitted on the reference and reused on queries,
-//! as Seurat's `ProjectData` does with the reference's `ScaleData`.
+//! without centring). Seurat's `ScaleData` differs only in clipping: it clips above
+//! (`scale.max`) and never below, which [`Scaler::clip_both_sides`] selects. Mean and sd
+//! are fitted on the reference and reused on queries, as Seurat's `ProjectData` does
+//! with the reference's `ScaleData`.
 
 use crate::data::CsrMatrix;
 use crate::error::{Error, Result};
@@ -13,6 +15,7 @@ use ndarray::{Array2, ArrayView2, Axis, Zip};
 pub struct Scaler {
     zero_center: bool,
     max_value: Option<f32>,
+    clip_both_sides: bool,
 }
 
 impl Default for Scaler {
@@ -20,6 +23,7 @@ impl Default for Scaler {
         Self {
             zero_center: true,
             max_value: Some(10.0),
+            clip_both_sides: true,
         }
     }
 }
@@ -38,6 +42,12 @@ impl Scaler {
     /// `scale.max`); `None` keeps every value.
     pub fn max_value(mut self, max_value: Option<f32>) -> Self {
         self.max_value = max_value;
+        self
+    }
+    /// With centring, also clip below at `-max_value`, defaults to true (scanpy).
+    /// Seurat's `ScaleData` clips only above: false.
+    pub fn clip_both_sides(mut self, both: bool) -> Self {
+        self.clip_both_sides = both;
         self
     }
 
@@ -98,7 +108,7 @@ impl Scaler {
             vec![0.0; std.len()]
         };
         FittedScaler {
-            zero_center: self.zero_center,
+            clip_lower: self.zero_center && self.clip_both_sides,
             max_value: self.max_value,
             mean,
             std,
@@ -109,7 +119,7 @@ impl Scaler {
 /// Fitted per-gene means and standard deviations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedScaler {
-    zero_center: bool,
+    clip_lower: bool,
     max_value: Option<f32>,
     mean: Vec<f64>,
     std: Vec<f64>,
@@ -135,7 +145,7 @@ impl FittedScaler {
         let z = ((v as f64 - self.mean[j]) / self.std[j]) as f32;
         match self.max_value {
             Some(m) if z > m => m,
-            Some(m) if self.zero_center && z < -m => -m,
+            Some(m) if self.clip_lower && z < -m => -m,
             _ => z,
         }
     }
@@ -232,6 +242,25 @@ mod tests {
             assert_abs_diff_eq!(*a, *b, epsilon = 1e-9);
         }
         assert_abs_diff_eq!(fit_s.transform_sparse(&s).unwrap(), z, epsilon = 1e-6);
+    }
+
+    /// Seurat's clipping: only values above max_value are clipped, so a far-below-mean
+    /// value keeps its z-score.
+    #[test]
+    fn upper_clip_only() {
+        let mut x = Array2::<f32>::from_elem((30, 1), 10.0);
+        x[[0, 0]] = -100.0;
+        x[[1, 0]] = 100.0;
+        let fit = Scaler::new()
+            .max_value(Some(2.0))
+            .clip_both_sides(false)
+            .fit(x.view())
+            .unwrap();
+        let z = fit.transform(x.view());
+        assert_eq!(z[[1, 0]], 2.0);
+        let want = ((-100.0 - fit.means()[0]) / fit.stds()[0]) as f32;
+        assert_abs_diff_eq!(z[[0, 0]], want, epsilon = 1e-6);
+        assert!(z[[0, 0]] < -2.0);
     }
 
     /// A query with a different number of genes is rejected.

@@ -13,10 +13,10 @@
 //! - rank: a gene's place in the cell's rank-value sequence (medians fitted on the
 //!   reference), as `1 − position / length` so the top gene is 1 and absent genes 0.
 
-use crate::baseline::reference_pca::log_normalize;
 use crate::baseline::LogisticParams;
 use crate::data::{CsrMatrix, Dataset, Labels, ValueKind};
 use crate::error::Result;
+use crate::pp::log_normalize;
 use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{BinningTokenizer, FittedRank, RankTokenizerParams};
 use rand::SeedableRng;
@@ -102,7 +102,7 @@ pub fn token_probe(
     let rank = RankTokenizerParams::default()
         .fit(&rank_encoding_input(&reference.x, reference.value_kind))?;
     let views = |ds: &Dataset| -> Result<[(&'static str, Dataset); 3]> {
-        let raw = with_view(ds, log_normalize(ds, 1e4));
+        let raw = with_view(ds, log_normalize(&ds.x, ds.value_kind, 1e4));
         let binned = with_view(ds, binned_view(&ds.x, &binning, seed)?);
         let ranked = rank_view(&rank_encoding_input(&ds.x, ds.value_kind), &rank)?;
         Ok([
