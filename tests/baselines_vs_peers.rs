@@ -314,7 +314,7 @@ fn scrobust(args: &[&str]) -> (i32, String, String) {
 }
 
 /// `scrobust transfer` end to end on kang, split from one file by batch (`ctrl:*` is the
-/// reference): the JSON has the DESIGN.md classification fields and Seurat-mode accuracy
+/// reference): the JSON has the docs/design.md classification fields and Seurat-mode accuracy
 /// within 2 points of Seurat's 0.809 (exact vs Annoy neighbours, see above); the CSV has the contract header and one row per
 /// query cell; the annotated query h5ad reads back with `predicted_label` (categorical)
 /// and `prediction_score` (float) matching the CSV.
