@@ -45,9 +45,9 @@ fn every_model_trains_on_kang() {
         assert_eq!(pred.predicted.len(), query.n_obs());
         assert!(pred.predicted.iter().all(|&c| c < labels.classes.len()));
         assert!(pred.scores.iter().all(|s| (0.0..=1.0).contains(s)));
-        assert_eq!(out.pretrain_steps, cfg.train.pretrain_steps);
-        assert_eq!(out.finetune_steps, cfg.train.finetune_steps);
-        assert!(out.n_params > 0);
+        assert_eq!(out.fit.pretrain_steps, cfg.train.pretrain_steps);
+        assert_eq!(out.fit.finetune_steps, cfg.train.finetune_steps);
+        assert!(out.fit.n_params > 0);
         let correct = (0..query.n_obs())
             .filter(|&i| truth.name(i) == Some(pred.label(i)))
             .count() as f64
@@ -62,4 +62,68 @@ fn every_model_trains_on_kang() {
             "{kind:?} not deterministic"
         );
     }
+}
+
+fn scrobust(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrobust"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `train` reads one file split by cell lists (as `transfer` does), saves the classifier,
+/// and `predict` with the saved folder on the same query cells writes the identical
+/// prediction CSV; a query of the other value kind is refused with exit 2.
+#[test]
+fn train_save_then_predict_gives_the_same_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir();
+    let (file, refs, query) = (
+        data.join("muscat_kang_pbmc.h5ad"),
+        data.join("splits/kang/ref_cells.txt"),
+        data.join("splits/kang/query_cells.txt"),
+    );
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (file, refs, query, config) = (s(&file), s(&refs), s(&query), s(&config));
+    let split = [
+        "--data",
+        &file,
+        "--reference-cells",
+        &refs,
+        "--query-cells",
+        &query,
+        "--label-key",
+        "label",
+    ];
+    let mut train = vec!["train", "--model", "geneformer", "--config", &config];
+    train.extend(split);
+    train.extend(["--save-model", "model", "--out", "train.csv"]);
+    let (code, err) = scrobust(&train, dir.path());
+    assert_eq!(code, 0, "{err}");
+    let mut predict = vec!["predict", "--model", "model"];
+    predict.extend(split);
+    predict.extend(["--out", "predict.csv"]);
+    let (code, err) = scrobust(&predict, dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("accuracy"), "{err}");
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(read("train.csv"), read("predict.csv"));
+    assert_eq!(read("predict.csv").lines().count(), 807);
+    let mut other = vec![
+        "predict",
+        "--model",
+        "model",
+        "--value-kind",
+        "log-normalized",
+    ];
+    other.extend(split);
+    let (code, err) = scrobust(&other, dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("trained on counts"), "{err}");
 }

@@ -25,6 +25,8 @@ enum Command {
     TokenizeInfo(cli::tokenize_info::TokenizeInfoArgs),
     /// Pretrain, fine-tune and evaluate a foundation-model-like classifier.
     Train(cli::train::TrainArgs),
+    /// Classify cells with a classifier saved by `train --save-model`.
+    Predict(cli::predict::PredictArgs),
     /// Run a study grid from a TOML profile: results, figures and report.
     Study(cli::study::StudyArgs),
     /// The default study on embedded simulated data (+ shared real tasks when present).
@@ -40,6 +42,7 @@ fn main() {
         Command::Transfer(a) => cli::transfer::run(a),
         Command::TokenizeInfo(a) => cli::tokenize_info::run(&a),
         Command::Train(a) => cli::train::run(&a),
+        Command::Predict(a) => cli::predict::run(&a),
         Command::Study(a) => cli::study::run(&a),
         Command::Reproduce(a) => cli::study::run_reproduce(&a),
     };

@@ -3,8 +3,9 @@
 //! and write all outputs or none.
 
 use crate::data::h5ad::{read_h5ad, validate_for_analysis, write_h5ad, ReadOptions};
-use crate::data::{Dataset, ValueKind};
+use crate::data::{Column, Dataset, ValueKind};
 use crate::error::{Error, Result};
+use crate::eval::Prediction;
 use std::path::{Path, PathBuf};
 
 /// Read `path` for analysis: `declared` overrides the detected value kind; the values must
@@ -153,9 +154,85 @@ impl Drop for Staged {
     }
 }
 
+/// Write the prediction CSV (`cell_id,true_label,predicted_label,score`) and the query
+/// annotated with `predicted_label` / `prediction_score`, each only when asked for, all or
+/// nothing.
+pub fn write_predictions(
+    query: &Dataset,
+    truth: &[Option<String>],
+    prediction: &Prediction,
+    csv: Option<&Path>,
+    h5ad: Option<&Path>,
+) -> Result<()> {
+    let mut staged = Staged::default();
+    if let Some(path) = csv {
+        staged.bytes(path, prediction_csv(query, truth, prediction).as_bytes())?;
+    }
+    if let Some(path) = h5ad {
+        staged.h5ad(path, &annotated_query(query, prediction)?)?;
+    }
+    staged.commit()
+}
+
+/// The prediction CSV: `cell_id,true_label,predicted_label,score`.
+fn prediction_csv(query: &Dataset, truth: &[Option<String>], prediction: &Prediction) -> String {
+    let mut csv = String::from("cell_id,true_label,predicted_label,score\n");
+    for (i, t) in truth.iter().enumerate() {
+        let t = t.as_deref().unwrap_or("");
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            quote(&query.cell_ids[i]),
+            quote(t),
+            quote(prediction.label(i)),
+            prediction.scores[i]
+        ));
+    }
+    csv
+}
+
+/// The query with the predictions as obs columns `predicted_label` (categorical over the
+/// reference classes, in their order) and `prediction_score`.
+fn annotated_query(query: &Dataset, prediction: &Prediction) -> Result<Dataset> {
+    let mut out = query.clone();
+    let codes = prediction
+        .predicted
+        .iter()
+        .map(|&p| i32::try_from(p).map_err(|_| Error::param("prediction", "too many classes")))
+        .collect::<Result<Vec<i32>>>()?;
+    out.set_column(
+        "predicted_label",
+        Column::Categorical {
+            codes,
+            categories: prediction.classes.clone(),
+        },
+    )?;
+    out.set_column(
+        "prediction_score",
+        Column::Float(prediction.scores.iter().map(|&s| f64::from(s)).collect()),
+    )?;
+    Ok(out)
+}
+
+/// CSV field, quoted when it holds a comma, quote or newline.
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fields with commas or quotes are quoted as CSV requires; plain ones are not.
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(quote("B cells"), "B cells");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+        assert_eq!(quote("x\"y"), "\"x\"\"y\"");
+    }
 
     /// An output equal to an input, spelled differently, is refused; a fresh name is not.
     #[test]

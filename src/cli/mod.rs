@@ -3,6 +3,8 @@
 //! to stdout as one object, human text to stderr.
 
 pub mod inspect;
+pub mod predict;
+pub mod select;
 pub mod simulate;
 pub mod study;
 pub mod tokenize_info;
@@ -10,4 +12,4 @@ pub mod train;
 pub mod transfer;
 
 mod io;
-pub use io::{check_outputs, read_input, require_cells, Staged};
+pub use io::{check_outputs, read_input, require_cells, write_predictions, Staged};

@@ -5,13 +5,11 @@
 //! [`crate::models::gate`]).
 
 use crate::data::split::{align_genes, conform_genes};
-use crate::data::ValueKind;
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::gate::{competence_gate, single_class_prediction, GateReport};
-use crate::models::pipeline::{train_and_predict_many, PipelineOptions, TrainOutcome};
+use crate::models::pipeline::{fit_classifier, PipelineOptions, TrainOutcome};
 use crate::models::{DataShape, ModelKind, TrainConfig};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `scrobust train`.
@@ -20,21 +18,15 @@ pub struct TrainArgs {
     /// Model: scgpt, geneformer or scmamba2.
     #[arg(long)]
     pub model: ModelKind,
-    /// Reference (training) h5ad.
-    #[arg(long)]
-    pub reference: PathBuf,
-    /// Query h5ad (predicted and scored; never trained on).
-    #[arg(long)]
-    pub query: PathBuf,
+    /// Reference (trained on) and query (predicted and scored; never trained on) cells.
+    #[command(flatten)]
+    pub input: super::select::DataArgs,
     /// obs column holding the cell types.
     #[arg(long)]
     pub label_key: String,
     /// Profile with [train] and [models.*] sections (default: the built-in quick profile).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// What the values are, overriding detection: counts or log-normalized.
-    #[arg(long)]
-    pub value_kind: Option<ValueKind>,
     /// Override the learning rate of the profile.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -61,12 +53,13 @@ pub struct TrainArgs {
     /// Folder for checkpoints; an interrupted run resumes from it.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Write predictions as CSV (`cell_id,true_label,predicted_label,score`).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
+    /// Save the trained classifier (weights, tokenizer, genes, classes, config) to this
+    /// folder; `scrobust predict --model DIR` uses it later.
+    #[arg(long, value_name = "DIR")]
+    pub save_model: Option<PathBuf>,
+    /// Prediction outputs.
+    #[command(flatten)]
+    pub output: super::select::OutputArgs,
 }
 
 /// The profile with the command line's overrides.
@@ -101,8 +94,7 @@ fn load_config(args: &TrainArgs) -> Result<TrainConfig> {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let cfg = load_config(args)?;
     check_train_outputs(args)?;
-    let reference = super::read_input(&args.reference, false, args.value_kind)?;
-    let query = super::read_input(&args.query, false, args.value_kind)?;
+    let (reference, query) = args.input.load(&args.label_key, cfg.train.seed)?;
     super::require_cells(&reference, "reference")?;
     super::require_cells(&query, "query")?;
     let (reference, query, alignment) = align_genes(&reference, &query)?;
@@ -129,23 +121,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         progress: true,
         pretrain_corpus: &corpus,
     };
-    let (outcome, _) = train_and_predict_many(
-        args.model,
-        &cfg,
-        &reference,
-        &labels,
-        std::slice::from_ref(&query),
-        cfg.train.seed,
-        &opts,
-    )?;
+    let (model, fit) =
+        fit_classifier(args.model, &cfg, &reference, &labels, cfg.train.seed, &opts)?;
+    let outcome = TrainOutcome {
+        prediction: model.predict(&query)?,
+        query_truncation_rate: model.truncation_rate(&query)?,
+        fit,
+    };
     let report = evaluate_prediction(&truth, &outcome.prediction)?;
-    if let Some(path) = &args.out {
-        write_predictions(path, &query.cell_ids, &truth, &outcome.prediction)?;
+    if let Some(dir) = &args.save_model {
+        model.save(dir)?;
+        eprintln!("saved the classifier to {}", dir.display());
     }
-    let gate = competence_gate(&reference, &labels, &outcome, cfg.train.seed)?;
+    args.output.write(&query, &truth, &outcome.prediction)?;
+    let gate = competence_gate(&reference, &labels, &outcome.fit, cfg.train.seed)?;
     let single_class = single_class_prediction(&outcome.prediction);
     warn_if_undertrained(args.model, gate.as_ref(), single_class, &outcome);
-    if args.json {
+    if args.output.json {
         let mut obj =
             serde_json::to_value(&report).map_err(|e| Error::Model(format!("report JSON: {e}")))?;
         if let Some(map) = obj.as_object_mut() {
@@ -205,7 +197,7 @@ fn read_corpus(
 ) -> Result<Vec<crate::data::Dataset>> {
     let mut corpus = Vec::with_capacity(args.pretrain_corpus.len());
     for path in &args.pretrain_corpus {
-        let raw = super::read_input(path, false, args.value_kind)?;
+        let raw = super::read_input(path, args.input.use_raw, args.input.value_kind)?;
         let (conformed, shared) = conform_genes(&raw, &reference.gene_names)?;
         eprintln!(
             "pretraining corpus {}: {} cells, {} of the reference's {} genes",
@@ -231,14 +223,14 @@ fn print_summary(
         model.as_str(),
         report.accuracy,
         report.macro_f1,
-        outcome.n_params,
-        outcome.pretrain_steps,
-        outcome.finetune_steps,
-        if outcome.stopped_early { " (stopped early)" } else { "" },
-        outcome.best_step.map_or("-".to_string(), |s| s.to_string()),
-        fmt_score(outcome.val_accuracy),
-        fmt_score(outcome.val_macro_f1),
-        outcome.seconds
+        outcome.fit.n_params,
+        outcome.fit.pretrain_steps,
+        outcome.fit.finetune_steps,
+        if outcome.fit.stopped_early { " (stopped early)" } else { "" },
+        outcome.fit.best_step.map_or("-".to_string(), |s| s.to_string()),
+        fmt_score(outcome.fit.val_accuracy),
+        fmt_score(outcome.fit.val_macro_f1),
+        outcome.fit.seconds
     );
     if let Some(g) = gate {
         eprintln!(
@@ -298,28 +290,28 @@ fn training_json(
     single_class: bool,
 ) -> serde_json::Value {
     serde_json::json!({
-        "seconds": outcome.seconds,
-        "n_params": outcome.n_params,
-        "pretrain_steps": outcome.pretrain_steps,
-        "finetune_steps": outcome.finetune_steps,
+        "seconds": outcome.fit.seconds,
+        "n_params": outcome.fit.n_params,
+        "pretrain_steps": outcome.fit.pretrain_steps,
+        "finetune_steps": outcome.fit.finetune_steps,
         "max_finetune_steps": cfg.train.finetune_steps,
-        "stopped_at_step": outcome.finetune_steps,
-        "stopped_early": outcome.stopped_early,
+        "stopped_at_step": outcome.fit.finetune_steps,
+        "stopped_early": outcome.fit.stopped_early,
         "patience": cfg.train.patience,
-        "n_pretrain_cells": outcome.n_pretrain_cells,
-        "n_train_cells": outcome.split.train_rows.len(),
-        "n_val_cells": outcome.split.val_rows.len(),
-        "input_genes": outcome.input_genes,
-        "truncation_rate": outcome.truncation_rate,
+        "n_pretrain_cells": outcome.fit.n_pretrain_cells,
+        "n_train_cells": outcome.fit.split.train_rows.len(),
+        "n_val_cells": outcome.fit.split.val_rows.len(),
+        "input_genes": outcome.fit.input_genes,
+        "truncation_rate": outcome.fit.truncation_rate,
         "query_truncation_rate": outcome.query_truncation_rate,
-        "val_accuracy": outcome.val_accuracy,
-        "val_macro_f1": outcome.val_macro_f1,
-        "val_loss": outcome.val_loss,
-        "best_step": outcome.best_step,
-        "final_pretrain_loss": outcome.final_pretrain_loss,
-        "final_finetune_loss": outcome.final_finetune_loss,
-        "learning_curve": outcome.learning_curve,
-        "pretrain_curve": outcome.pretrain_curve,
+        "val_accuracy": outcome.fit.val_accuracy,
+        "val_macro_f1": outcome.fit.val_macro_f1,
+        "val_loss": outcome.fit.val_loss,
+        "best_step": outcome.fit.best_step,
+        "final_pretrain_loss": outcome.fit.final_pretrain_loss,
+        "final_finetune_loss": outcome.fit.final_finetune_loss,
+        "learning_curve": outcome.fit.learning_curve,
+        "pretrain_curve": outcome.fit.pretrain_curve,
         "gate": gate.map(|g| serde_json::json!({
             "logistic_val_accuracy": g.logistic.accuracy,
             "logistic_val_macro_f1": g.logistic.macro_f1,
@@ -332,32 +324,36 @@ fn training_json(
     })
 }
 
-/// Refuse a prediction CSV or checkpoint folder that is one of the inputs.
+/// Refuse a prediction CSV, h5ad, model or checkpoint folder that is one of the inputs.
 fn check_train_outputs(args: &TrainArgs) -> Result<()> {
-    let mut inputs = vec![args.reference.as_path(), args.query.as_path()];
+    let mut inputs = args.input.inputs();
     inputs.extend(args.pretrain_corpus.iter().map(PathBuf::as_path));
     if let Some(c) = &args.config {
         inputs.push(c);
     }
-    let mut outputs = Vec::new();
-    if let Some(p) = &args.out {
-        outputs.push(("out", p.as_path()));
-    }
+    let outputs = args.output.files();
     super::check_outputs(&inputs, &outputs)?;
-    if let Some(dir) = &args.checkpoint_dir {
-        if inputs
-            .iter()
-            .any(|i| i.starts_with(dir) || *i == dir.as_path())
-            || dir.is_file()
-        {
-            return Err(Error::param(
-                "checkpoint-dir",
-                format!(
-                    "{} is an input or holds one: refusing to write checkpoints there",
-                    dir.display()
-                ),
-            ));
+    for (name, dir) in [
+        ("checkpoint-dir", &args.checkpoint_dir),
+        ("save-model", &args.save_model),
+    ] {
+        if let Some(dir) = dir {
+            check_output_dir(name, dir, &inputs)?;
         }
+    }
+    Ok(())
+}
+
+/// An output folder must not be a file, an input, or hold an input.
+fn check_output_dir(name: &str, dir: &std::path::Path, inputs: &[&std::path::Path]) -> Result<()> {
+    if inputs.iter().any(|i| i.starts_with(dir) || *i == dir) || dir.is_file() {
+        return Err(Error::param(
+            name,
+            format!(
+                "{} is an input or holds one: refusing to write there",
+                dir.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -380,38 +376,4 @@ fn require_two_classes(
         ));
     }
     Ok(())
-}
-
-/// Predictions as CSV, written atomically.
-fn write_predictions(
-    path: &std::path::Path,
-    cell_ids: &[String],
-    truth: &[Option<String>],
-    pred: &crate::eval::Prediction,
-) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
-    let mut f =
-        std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    writeln!(f, "cell_id,true_label,predicted_label,score").map_err(|e| Error::io(&tmp, e))?;
-    for i in 0..cell_ids.len() {
-        writeln!(
-            f,
-            "{},{},{},{}",
-            quote(&cell_ids[i]),
-            quote(truth[i].as_deref().unwrap_or("")),
-            quote(pred.label(i)),
-            pred.scores[i]
-        )
-        .map_err(|e| Error::io(&tmp, e))?;
-    }
-    f.flush().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -12,56 +12,23 @@ use crate::baseline::neighbors::NeighborMethod;
 use crate::baseline::{
     restrict_to_query_genes, BaselineMethod, KnnParams, LogisticParams, SeuratParams,
 };
-use crate::data::split::{split_by_cell_ids, split_by_values, split_stratified};
-use crate::data::{Column, Dataset, Labels, ValueKind};
-use crate::error::{Error, Result};
+use crate::data::{Dataset, Labels};
+use crate::error::Result;
 use crate::eval::metrics::evaluate_prediction;
 use crate::eval::Prediction;
-use std::path::{Path, PathBuf};
 
 /// Arguments of `scrobust transfer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransferArgs {
-    /// Reference h5ad (with --query).
-    #[arg(long)]
-    pub reference: Option<PathBuf>,
-    /// Query h5ad (with --reference).
-    #[arg(long)]
-    pub query: Option<PathBuf>,
-    /// One h5ad holding both reference and query cells (with --reference-cells/--query-cells).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// File of reference cell ids, one per line (with --data).
-    #[arg(long)]
-    pub reference_cells: Option<PathBuf>,
-    /// File of query cell ids, one per line (with --data).
-    #[arg(long)]
-    pub query_cells: Option<PathBuf>,
-    /// obs column that splits --data into reference and query (with --reference-values).
-    #[arg(long)]
-    pub split_key: Option<String>,
-    /// Comma-separated values of --split-key that make the reference; a trailing `*`
-    /// matches a prefix (`ctrl:*`). All other cells are the query.
-    #[arg(long, value_delimiter = ',')]
-    pub reference_values: Option<Vec<String>>,
-    /// Random split of --data within each class of --label-key (seeded by --seed).
-    #[arg(long, value_parser = ["stratified"])]
-    pub split: Option<String>,
-    /// Reference share of each class with --split stratified.
-    #[arg(long, default_value_t = 0.8)]
-    pub train_fraction: f64,
+    /// Which cells are the reference and which the query.
+    #[command(flatten)]
+    pub input: super::select::DataArgs,
     /// obs column holding the cell-type labels.
     #[arg(long)]
     pub label_key: String,
     /// Baseline: seurat, logistic or knn.
     #[arg(long, value_parser = ["seurat", "logistic", "knn"])]
     pub method: String,
-    /// Read raw/X instead of X.
-    #[arg(long)]
-    pub use_raw: bool,
-    /// What the values are, overriding detection: counts or log-normalized.
-    #[arg(long)]
-    pub value_kind: Option<ValueKind>,
     /// Seurat anchor filtering neighbours (off by default, as in Seurat v5; Seurat 4 used 200).
     #[arg(long)]
     pub k_filter: Option<usize>,
@@ -75,106 +42,9 @@ pub struct TransferArgs {
     /// Seed of the random steps.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Write predictions (cell_id,true_label,predicted_label,score) to this CSV.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Write the query cells to this h5ad with obs columns `predicted_label`
-    /// (categorical) and `prediction_score` (float).
-    #[arg(long)]
-    pub out_h5ad: Option<PathBuf>,
-    /// Print one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn read(path: &Path, args: &TransferArgs) -> Result<Dataset> {
-    super::read_input(path, args.use_raw, args.value_kind)
-}
-
-fn read_ids(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
-}
-
-/// The one-file forms: which of the three ways of splitting `--data` was asked for.
-enum OneFileSplit<'a> {
-    CellLists(&'a Path, &'a Path),
-    ByValues(&'a str, &'a [String]),
-    Stratified(f64),
-}
-
-fn one_file_split(args: &TransferArgs) -> Result<OneFileSplit<'_>> {
-    let lists = (&args.reference_cells, &args.query_cells);
-    let values = (&args.split_key, &args.reference_values);
-    let chosen = [
-        lists.0.is_some() || lists.1.is_some(),
-        values.0.is_some() || values.1.is_some(),
-        args.split.is_some(),
-    ];
-    if chosen.iter().filter(|&&c| c).count() != 1 {
-        return Err(Error::param(
-            "split",
-            "with --data give exactly one of: --reference-cells and --query-cells; \
-             --split-key and --reference-values; --split stratified",
-        ));
-    }
-    match (lists, values, args.split.as_deref()) {
-        ((Some(rc), Some(qc)), _, _) => Ok(OneFileSplit::CellLists(rc, qc)),
-        ((Some(_), None) | (None, Some(_)), _, _) => Err(Error::param(
-            "reference-cells",
-            "--reference-cells and --query-cells go together",
-        )),
-        (_, (Some(key), Some(vals)), _) => Ok(OneFileSplit::ByValues(key, vals)),
-        (_, (Some(_), None) | (None, Some(_)), _) => Err(Error::param(
-            "split-key",
-            "--split-key and --reference-values go together",
-        )),
-        _ => Ok(OneFileSplit::Stratified(args.train_fraction)),
-    }
-}
-
-/// Reference and query cells, in file order (cell lists: in list order).
-fn load(args: &TransferArgs) -> Result<(Dataset, Dataset)> {
-    match (&args.reference, &args.query, &args.data) {
-        (Some(r), Some(q), None) => {
-            if args.reference_cells.is_some()
-                || args.query_cells.is_some()
-                || args.split_key.is_some()
-                || args.reference_values.is_some()
-                || args.split.is_some()
-            {
-                return Err(Error::param(
-                    "input",
-                    "the split options (--reference-cells, --split-key, --split ...) need --data, not --reference and --query",
-                ));
-            }
-            Ok((read(r, args)?, read(q, args)?))
-        }
-        (None, None, Some(d)) => {
-            let split = one_file_split(args)?;
-            let ds = read(d, args)?;
-            let (rows_ref, rows_query) = match split {
-                OneFileSplit::CellLists(rc, qc) => {
-                    split_by_cell_ids(&ds, &read_ids(rc)?, &read_ids(qc)?)?
-                }
-                OneFileSplit::ByValues(key, vals) => split_by_values(&ds, key, vals)?,
-                OneFileSplit::Stratified(fraction) => {
-                    split_stratified(&ds.labels(&args.label_key)?, fraction, args.seed)?
-                }
-            };
-            Ok((ds.select_cells(&rows_ref), ds.select_cells(&rows_query)))
-        }
-        _ => Err(Error::param(
-            "input",
-            "give either --reference and --query, or --data with a split \
-             (--split-key/--reference-values, --split stratified, or --reference-cells/--query-cells)",
-        )),
-    }
+    /// Prediction outputs.
+    #[command(flatten)]
+    pub output: super::select::OutputArgs,
 }
 
 fn label_strings(ds: &Dataset, key: &str) -> Result<Vec<Option<String>>> {
@@ -187,7 +57,7 @@ fn label_strings(ds: &Dataset, key: &str) -> Result<Vec<Option<String>>> {
 /// Run the command.
 pub fn run(args: TransferArgs) -> Result<()> {
     check_transfer_outputs(&args)?;
-    let (reference, query) = load(&args)?;
+    let (reference, query) = args.input.load(&args.label_key, args.seed)?;
     super::require_cells(&reference, "reference")?;
     super::require_cells(&query, "query")?;
     let ref_labels: Labels = reference.labels(&args.label_key)?;
@@ -255,14 +125,7 @@ pub fn run(args: TransferArgs) -> Result<()> {
             report.n_cells
         );
     }
-    let mut staged = super::Staged::default();
-    if let Some(path) = &args.out {
-        staged.bytes(path, prediction_csv(&query, &truth, &prediction).as_bytes())?;
-    }
-    if let Some(path) = &args.out_h5ad {
-        staged.h5ad(path, &annotated_query(&query, &prediction)?)?;
-    }
-    staged.commit()?;
+    args.output.write(&query, &truth, &prediction)?;
     eprintln!(
         "{}: accuracy {:.4}, macro F1 {:.4} on {} query cells ({:.2} s)",
         method.as_str(),
@@ -271,7 +134,7 @@ pub fn run(args: TransferArgs) -> Result<()> {
         report.n_cells,
         seconds
     );
-    if args.json {
+    if args.output.json {
         let mut obj = serde_json::json!({
             "method": method.as_str(),
             "n_reference": reference.n_obs(),
@@ -294,127 +157,33 @@ pub fn run(args: TransferArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every input file of the command, and refuse outputs that are one of them.
+/// Refuse outputs that are one of the command's inputs.
 fn check_transfer_outputs(args: &TransferArgs) -> Result<()> {
-    let inputs: Vec<&Path> = [
-        &args.reference,
-        &args.query,
-        &args.data,
-        &args.reference_cells,
-        &args.query_cells,
-    ]
-    .into_iter()
-    .flatten()
-    .map(PathBuf::as_path)
-    .collect();
-    let mut outputs = Vec::new();
-    if let Some(p) = &args.out {
-        outputs.push(("out", p.as_path()));
-    }
-    if let Some(p) = &args.out_h5ad {
-        outputs.push(("out-h5ad", p.as_path()));
-    }
-    super::check_outputs(&inputs, &outputs)
-}
-
-/// The prediction CSV: `cell_id,true_label,predicted_label,score`.
-fn prediction_csv(query: &Dataset, truth: &[Option<String>], prediction: &Prediction) -> String {
-    let mut csv = String::from("cell_id,true_label,predicted_label,score\n");
-    for (i, t) in truth.iter().enumerate() {
-        let t = t.as_deref().unwrap_or("");
-        csv.push_str(&format!(
-            "{},{},{},{}\n",
-            quote(&query.cell_ids[i]),
-            quote(t),
-            quote(prediction.label(i)),
-            prediction.scores[i]
-        ));
-    }
-    csv
-}
-
-/// The query with the predictions as obs columns `predicted_label` (categorical over the
-/// reference classes, in their order) and `prediction_score`.
-fn annotated_query(query: &Dataset, prediction: &Prediction) -> Result<Dataset> {
-    let mut out = query.clone();
-    let codes = prediction
-        .predicted
-        .iter()
-        .map(|&p| i32::try_from(p).map_err(|_| Error::param("prediction", "too many classes")))
-        .collect::<Result<Vec<i32>>>()?;
-    out.set_column(
-        "predicted_label",
-        Column::Categorical {
-            codes,
-            categories: prediction.classes.clone(),
-        },
-    )?;
-    out.set_column(
-        "prediction_score",
-        Column::Float(prediction.scores.iter().map(|&s| f64::from(s)).collect()),
-    )?;
-    Ok(out)
-}
-
-/// CSV field, quoted when it holds a comma, quote or newline.
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    let outputs = args.output.files();
+    super::check_outputs(&args.input.inputs(), &outputs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::h5ad::{read_h5ad, write_h5ad, ReadOptions};
-
-    /// Fields with commas or quotes are quoted as CSV requires; plain ones are not.
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(quote("B cells"), "B cells");
-        assert_eq!(quote("a,b"), "\"a,b\"");
-        assert_eq!(quote("x\"y"), "\"x\"\"y\"");
-    }
+    use crate::cli::select::tests::write_fixture;
+    use crate::data::h5ad::{read_h5ad, ReadOptions};
+    use crate::data::Column;
 
     fn args(label_key: &str) -> TransferArgs {
         TransferArgs {
-            reference: None,
-            query: None,
-            data: None,
-            reference_cells: None,
-            query_cells: None,
-            split_key: None,
-            reference_values: None,
-            split: None,
-            train_fraction: 0.8,
+            input: super::super::select::DataArgs {
+                train_fraction: 0.8,
+                ..Default::default()
+            },
             label_key: label_key.into(),
             method: "knn".into(),
-            use_raw: false,
-            value_kind: None,
             k_filter: None,
             nn: "exact".into(),
             n_trees: 50,
             seed: 0,
-            out: None,
-            out_h5ad: None,
-            json: false,
+            output: Default::default(),
         }
-    }
-
-    /// A small labelled data set with a `batch` column (`ctrl:0`, `ctrl:1`, `stim:0`),
-    /// written to an h5ad in `dir`.
-    fn write_fixture(dir: &Path) -> PathBuf {
-        let (mut ds, _) = crate::baseline::testutil::clustered_counts(30, 3, 40, 7);
-        let batch: Vec<String> = (0..ds.n_obs())
-            .map(|i| ["ctrl:0", "ctrl:1", "stim:0"][(i / 3) % 3].to_string())
-            .collect();
-        ds.set_column("batch", Column::categorical_from_strings(&batch))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.join("data.h5ad");
-        write_h5ad(&ds, &path).unwrap_or_else(|e| panic!("{e}"));
-        path
     }
 
     /// `--data --split-key batch --reference-values ctrl:*` puts the two ctrl batches in
@@ -424,13 +193,13 @@ mod tests {
     fn split_by_values_and_annotated_h5ad() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut a = args("label");
-        a.data = Some(write_fixture(dir.path()));
-        a.split_key = Some("batch".into());
-        a.reference_values = Some(vec!["ctrl:*".into()]);
-        let (reference, query) = load(&a).unwrap_or_else(|e| panic!("{e}"));
+        a.input.data = Some(write_fixture(dir.path()));
+        a.input.split_key = Some("batch".into());
+        a.input.reference_values = Some(vec!["ctrl:*".into()]);
+        let (reference, query) = a.input.load("label", 0).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((reference.n_obs(), query.n_obs()), (60, 30));
         let out = dir.path().join("q.h5ad");
-        a.out_h5ad = Some(out.clone());
+        a.output.out_h5ad = Some(out.clone());
         run(a).unwrap_or_else(|e| panic!("{e}"));
         let back = read_h5ad(&out, &ReadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.n_obs(), 30);
@@ -459,77 +228,14 @@ mod tests {
     fn seurat_with_annoy_neighbours() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut a = args("label");
-        a.data = Some(write_fixture(dir.path()));
-        a.split_key = Some("batch".into());
-        a.reference_values = Some(vec!["ctrl:*".into()]);
+        a.input.data = Some(write_fixture(dir.path()));
+        a.input.split_key = Some("batch".into());
+        a.input.reference_values = Some(vec!["ctrl:*".into()]);
         (a.method, a.nn, a.n_trees) = ("seurat".into(), "annoy".into(), 5);
         let csv = dir.path().join("p.csv");
-        a.out = Some(csv.clone());
+        a.output.out = Some(csv.clone());
         run(a).unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(text.lines().count(), 31);
-    }
-
-    /// `--split stratified` keeps round(0.8 × 30) = 24 cells of each class in the
-    /// reference, and the same seed gives the same split.
-    #[test]
-    fn stratified_split_is_seeded() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut a = args("label");
-        a.data = Some(write_fixture(dir.path()));
-        a.split = Some("stratified".into());
-        let (r1, q1) = load(&a).unwrap_or_else(|e| panic!("{e}"));
-        let (r2, _) = load(&a).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((r1.n_obs(), q1.n_obs()), (72, 18));
-        assert_eq!(r1.cell_ids, r2.cell_ids);
-        let counts = r1
-            .labels("label")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .counts();
-        assert_eq!(counts, vec![24, 24, 24]);
-    }
-
-    /// Asking for two split forms at once, or half of one, is a parameter error that
-    /// names the options; nothing is read.
-    #[test]
-    fn rejects_ambiguous_split() {
-        let mut a = args("label");
-        a.data = Some("absent.h5ad".into());
-        a.split = Some("stratified".into());
-        a.split_key = Some("batch".into());
-        let err = load(&a).unwrap_err().to_string();
-        assert!(err.contains("exactly one of"), "{err}");
-        a.split = None;
-        let err = load(&a).unwrap_err().to_string();
-        assert!(err.contains("--reference-values"), "{err}");
-    }
-
-    /// Mixing the two-file and one-file forms is a clear parameter error.
-    #[test]
-    fn rejects_mixed_inputs() {
-        let args = TransferArgs {
-            reference: Some("r.h5ad".into()),
-            query: None,
-            data: Some("d.h5ad".into()),
-            reference_cells: None,
-            query_cells: None,
-            split_key: None,
-            reference_values: None,
-            split: None,
-            train_fraction: 0.8,
-            label_key: "label".into(),
-            method: "seurat".into(),
-            use_raw: false,
-            value_kind: None,
-            k_filter: None,
-            nn: "exact".into(),
-            n_trees: 50,
-            seed: 0,
-            out: None,
-            out_h5ad: None,
-            json: false,
-        };
-        let err = run(args).unwrap_err().to_string();
-        assert!(err.contains("--reference and --query"), "{err}");
     }
 }

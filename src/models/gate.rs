@@ -4,13 +4,13 @@
 //!
 //! Logistic regression is fitted on the reference training cells the model fine-tuned on
 //! and scored on the reference-validation cells the model selected its weights on (the
-//! split of [`TrainOutcome::split`]); query cells are never used. The model passes when
+//! split of [`FitReport::split`]); query cells are never used. The model passes when
 //! its validation accuracy is at most [`ACCURACY_MARGIN`] below logistic regression's and
 //! its validation macro F1 at most [`MACRO_F1_MARGIN`] below. A model that fails was
 //! stopped before it learned what logistic regression learns from the same cells, so its
 //! query scores say little about the architecture.
 
-use super::pipeline::{ReferenceSplit, TrainOutcome};
+use super::pipeline::{FitReport, ReferenceSplit};
 use crate::baseline::logistic::LogisticParams;
 use crate::data::{Dataset, Labels};
 use crate::error::Result;
@@ -114,20 +114,19 @@ pub fn logistic_validation_scores(
     }))
 }
 
-/// The gate for a trained model: logistic regression on the cells of `outcome.split` of
+/// The gate for a trained model: logistic regression on the cells of `fit.split` of
 /// `reference` (the data set and labels the model was trained with). `None` when the model
 /// had no validation cells.
 pub fn competence_gate(
     reference: &Dataset,
     labels: &Labels,
-    outcome: &TrainOutcome,
+    fit: &FitReport,
     seed: u64,
 ) -> Result<Option<GateReport>> {
-    let (Some(accuracy), Some(macro_f1)) = (outcome.val_accuracy, outcome.val_macro_f1) else {
+    let (Some(accuracy), Some(macro_f1)) = (fit.val_accuracy, fit.val_macro_f1) else {
         return Ok(None);
     };
-    let Some(logistic) = logistic_validation_scores(reference, labels, &outcome.split, seed)?
-    else {
+    let Some(logistic) = logistic_validation_scores(reference, labels, &fit.split, seed)? else {
         return Ok(None);
     };
     Ok(Some(verdict(ValScores { accuracy, macro_f1 }, logistic)))

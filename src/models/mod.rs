@@ -9,6 +9,7 @@
 //! `(b, l, d)`; the classifier reads the first token (`<cls>`).
 
 pub mod checkpoint;
+mod classifier;
 pub mod config;
 pub mod finetune;
 pub mod fit;
@@ -30,9 +31,11 @@ mod toy;
 pub mod trainer;
 pub mod tune;
 
+pub use classifier::NeuralClassifier;
 pub use config::{ModelsConfig, TrainConfig};
 pub use pipeline::{
-    train_and_predict, train_and_predict_many, PipelineOptions, ReferenceSplit, TrainOutcome,
+    fit_classifier, train_and_predict, train_and_predict_many, FitReport, PipelineOptions,
+    ReferenceSplit, TrainOutcome,
 };
 pub use trainer::CurvePoint;
 

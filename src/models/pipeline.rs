@@ -7,6 +7,7 @@
 //! Query cells are used only for the final prediction: never for pretraining, the rank
 //! tokenizer's gene medians, or model selection.
 
+use super::classifier::{NeuralClassifier, Tokenizer};
 use super::config::GeneSelection;
 use super::fit::{fit, FitData, FitOptions, Fitted};
 use super::trainer::CurvePoint;
@@ -14,20 +15,14 @@ use super::{default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
-use crate::tokenize::rank::rank_encoding_input;
-use crate::tokenize::{
-    collate, tokenize_binned, tokenize_rank, Batch, BinningTokenizer, CollateSpec, GeneVocab,
-    RankTokenizerParams, SelectionMode, SequenceSelection, TieMode, TokenizedCell, N_SPECIAL,
-};
+use crate::tokenize::{collate, Batch, CollateSpec, GeneVocab, TokenizedCell, N_SPECIAL};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
-/// What training one model produced.
+/// What fitting one model did: its stages' steps, validation scores and curves.
 #[derive(Debug, Clone, Serialize)]
-pub struct TrainOutcome {
-    /// Predictions on the (first) query.
-    pub prediction: Prediction,
+pub struct FitReport {
     /// Trainable parameters of the classifier (encoder + classification head).
     pub n_params: usize,
     /// Pretraining steps run (0 with `--no-pretrain`).
@@ -64,13 +59,24 @@ pub struct TrainOutcome {
     /// Share of reference training cells with more non-zero input genes than the sequence
     /// holds (subsampled; binned models with the HVG set only, else 0).
     pub truncation_rate: f64,
-    /// The same share on the (first) query.
-    pub query_truncation_rate: f64,
     /// The reference cells the model trained and validated on, so that a baseline (the
     /// competence gate) can use the identical cells. Not serialized: the row lists of a
     /// large reference would dominate a study record.
     #[serde(skip)]
     pub split: ReferenceSplit,
+}
+
+/// What training one model and predicting a query produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOutcome {
+    /// Predictions on the (first) query.
+    pub prediction: Prediction,
+    /// The fit.
+    #[serde(flatten)]
+    pub fit: FitReport,
+    /// Share of the (first) query's cells with more non-zero input genes than the sequence
+    /// holds (as [`FitReport::truncation_rate`] for the reference).
+    pub query_truncation_rate: f64,
 }
 
 /// Rows of the reference data set (indices into its cells) in each part of the split.
@@ -140,34 +146,50 @@ pub fn train_and_predict_many(
     seed: u64,
     opts: &PipelineOptions,
 ) -> Result<(TrainOutcome, Vec<Prediction>)> {
+    check_queries(reference, queries, opts.pretrain_corpus)?;
+    let (model, fit) = fit_classifier(kind, cfg, reference, reference_labels, seed, opts)?;
+    let predictions = queries
+        .iter()
+        .enumerate()
+        .map(|(qi, q)| model.predict_stream(q, qi))
+        .collect::<Result<Vec<_>>>()?;
+    let query_truncation_rate = model.truncation_rate(&queries[0])?;
+    let outcome = TrainOutcome {
+        prediction: predictions[0].clone(),
+        fit,
+        query_truncation_rate,
+    };
+    Ok((outcome, predictions))
+}
+
+/// Train `kind` on the labelled reference: split it into training and validation cells,
+/// fit the tokenizer on the training cells, pretrain and fine-tune, keep the weights with
+/// the lowest validation loss. Returns the classifier and what the fit did.
+pub fn fit_classifier(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    reference: &Dataset,
+    reference_labels: &Labels,
+    seed: u64,
+    opts: &PipelineOptions,
+) -> Result<(NeuralClassifier, FitReport)> {
     let started = Instant::now();
     cfg.validate()?;
-    check_inputs(reference, reference_labels, queries)?;
+    check_labels(reference, reference_labels)?;
     let p = &cfg.train;
     let (train_rows, val_rows) = split_reference(reference_labels, p.val_fraction, seed)?;
-    let inputs = ModelInputs::choose(
-        kind,
-        cfg,
-        reference,
-        queries,
-        opts.pretrain_corpus,
-        &train_rows,
-    )?;
-    let (reference, queries) = (&inputs.reference, inputs.queries.as_slice());
-    let opts = &PipelineOptions {
-        pretrain_corpus: &inputs.corpus,
-        ..*opts
-    };
+    let inputs = ModelInputs::choose(kind, cfg, reference, opts.pretrain_corpus, &train_rows)?;
+    let reference = &inputs.reference;
     let vocab = GeneVocab::from_genes(&reference.gene_names)?;
     let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
-    let tokenizer = Tokenizer::new(kind, cfg, reference, &train_rows)?;
+    let tokenizer = Tokenizer::fit(kind, cfg, reference, &train_rows)?;
     let ref_cells = tokenizer.tokenize(reference, &column_ids, seed)?;
     let codes: Vec<u32> = reference_labels
         .codes
         .iter()
         .map(|c| c.unwrap_or(0) as u32)
         .collect();
-    let corpus_cells = tokenize_corpus(&tokenizer, reference, queries, opts, &column_ids, seed)?;
+    let corpus_cells = tokenize_corpus(&tokenizer, reference, &inputs.corpus, &column_ids, seed)?;
     let gather = |rows: &[usize], labelled: bool| -> Result<Batch> {
         let mut cells: Vec<&TokenizedCell> = rows.iter().map(|&r| &ref_cells[r]).collect();
         if !labelled {
@@ -191,72 +213,38 @@ pub fn train_and_predict_many(
         gene_ids: N_SPECIAL..vocab.len() as u32,
         n_classes: reference_labels.classes.len(),
     };
-    let device = default_device();
     let fit_opts = FitOptions {
         no_pretrain: opts.no_pretrain,
         checkpoint_dir: opts.checkpoint_dir,
         stop_finetune_after: None,
         progress: opts.progress,
     };
-    let fitted = fit(kind, cfg, &data, seed, &fit_opts, &device)?;
-    let mut predictions = Vec::with_capacity(queries.len());
-    for (qi, query) in queries.iter().enumerate() {
-        // A query-specific seed so binning ties / gene subsets do not mirror the reference's.
-        let cells = tokenizer.tokenize(
-            query,
-            &column_ids,
-            super::trainer::step_seed(seed, "query", qi),
-        )?;
-        let refs: Vec<&TokenizedCell> = cells.iter().collect();
-        let batch = collate(&refs, None, &tokenizer.spec)?;
-        let (predicted, scores) =
-            fitted
-                .classifier
-                .predict(&batch, p.batch_size.max(64), &device)?;
-        predictions.push(Prediction {
-            classes: reference_labels.classes.clone(),
-            predicted,
-            scores,
-        });
-    }
+    let fitted = fit(kind, cfg, &data, seed, &fit_opts, &default_device())?;
     let split = ReferenceSplit {
         train_rows,
         val_rows,
     };
-    let mut outcome = outcome_of(
-        fitted,
-        predictions[0].clone(),
-        data.pretrain.batch_size,
-        started.elapsed().as_secs_f64(),
-        split,
-    );
-    outcome.input_genes = reference.n_vars();
-    outcome.truncation_rate = inputs.truncation_rate;
-    outcome.query_truncation_rate = crate::models::genes::truncation_rate(
-        &queries[0].x,
-        &(0..reference.n_vars()).collect::<Vec<_>>(),
-        tokenizer.spec.max_genes(),
-    );
-    Ok((outcome, predictions))
+    let mut report = report_of(&fitted, data.pretrain.batch_size, split);
+    report.input_genes = reference.n_vars();
+    report.truncation_rate = inputs.truncation_rate;
+    let classes = reference_labels.classes.clone();
+    let parts = (fitted.classifier, fitted.store);
+    let model = NeuralClassifier::new(kind, cfg, reference, classes, seed, tokenizer, parts);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok((model, report))
 }
 
-/// The outcome of a fit: its stages' steps, scores and curves.
-fn outcome_of(
-    fitted: Fitted,
-    prediction: Prediction,
-    n_pretrain_cells: usize,
-    seconds: f64,
-    split: ReferenceSplit,
-) -> TrainOutcome {
+/// What a fit did: its stages' steps, scores and curves (sizes and timing filled in by
+/// the caller).
+fn report_of(fitted: &Fitted, n_pretrain_cells: usize, split: ReferenceSplit) -> FitReport {
     let best = fitted.finetune.best.as_ref();
-    TrainOutcome {
-        prediction,
+    FitReport {
         n_params: fitted.n_params,
         pretrain_steps: fitted.pretrain.as_ref().map_or(0, |r| r.steps_done),
         finetune_steps: fitted.finetune.steps_done,
         stopped_early: fitted.finetune.stopped_early,
         n_pretrain_cells,
-        seconds,
+        seconds: 0.0,
         val_accuracy: best.and_then(|b| b.val_accuracy),
         val_macro_f1: best.and_then(|b| b.val_macro_f1),
         val_loss: best.and_then(|b| b.val_loss),
@@ -264,32 +252,28 @@ fn outcome_of(
         final_pretrain_loss: fitted.pretrain.as_ref().and_then(|r| mean_tail(&r.losses)),
         final_finetune_loss: mean_tail(&fitted.finetune.losses),
         learning_curve: fitted.finetune.curve.clone(),
-        pretrain_curve: fitted.pretrain.map(|r| r.curve).unwrap_or_default(),
+        pretrain_curve: fitted
+            .pretrain
+            .as_ref()
+            .map(|r| r.curve.clone())
+            .unwrap_or_default(),
         input_genes: 0,
         truncation_rate: 0.0,
-        query_truncation_rate: 0.0,
         split,
     }
 }
 
-/// Tokenize the extra pretraining corpus in the reference's gene space with the
+/// Tokenize the extra pretraining corpus (already in the reference's genes) with the
 /// reference's tokenizer.
 fn tokenize_corpus(
     tokenizer: &Tokenizer,
     reference: &Dataset,
-    queries: &[Dataset],
-    opts: &PipelineOptions,
+    corpus: &[Dataset],
     column_ids: &[u32],
     seed: u64,
 ) -> Result<Vec<TokenizedCell>> {
     let mut cells = Vec::new();
-    for (i, ds) in opts.pretrain_corpus.iter().enumerate() {
-        if let Some(q) = queries.iter().find(|q| q.source == ds.source) {
-            return Err(Error::Incompatible(format!(
-                "pretraining corpus {} is the query's own file ({}): pretraining never sees query cells",
-                ds.source, q.source
-            )));
-        }
+    for (i, ds) in corpus.iter().enumerate() {
         if ds.value_kind != reference.value_kind {
             return Err(Error::Incompatible(format!(
                 "pretraining corpus {} holds {} values, the reference {} holds {}: tokenize like with like",
@@ -299,27 +283,15 @@ fn tokenize_corpus(
                 reference.value_kind.as_str()
             )));
         }
-        // Callers that already conformed the corpus (the CLI does, to report the shared
-        // genes) skip the copy.
-        let conformed;
-        let in_reference_genes = if ds.gene_names == reference.gene_names {
-            ds
-        } else {
-            conformed = crate::data::split::conform_genes(ds, &reference.gene_names)?.0;
-            &conformed
-        };
         // Cells expressing none of the reference's genes carry nothing to learn from.
-        let tokenized = tokenizer.tokenize(
-            in_reference_genes,
-            column_ids,
-            super::trainer::step_seed(seed, "corpus", i),
-        )?;
+        let tokenized =
+            tokenizer.tokenize(ds, column_ids, super::trainer::step_seed(seed, "corpus", i))?;
         cells.extend(tokenized.into_iter().filter(|c| !c.gene_ids.is_empty()));
     }
     Ok(cells)
 }
 
-fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Result<()> {
+fn check_labels(reference: &Dataset, labels: &Labels) -> Result<()> {
     if labels.len() != reference.n_obs() {
         return Err(Error::Incompatible(format!(
             "{}: {} labels for {} reference cells",
@@ -328,6 +300,11 @@ fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Re
             reference.n_obs()
         )));
     }
+    Ok(())
+}
+
+/// Queries are gene-aligned with the reference, and no pretraining corpus is a query's file.
+fn check_queries(reference: &Dataset, queries: &[Dataset], corpus: &[Dataset]) -> Result<()> {
     if queries.is_empty() {
         return Err(Error::param("query", "no query data set given"));
     }
@@ -339,6 +316,12 @@ fn check_inputs(reference: &Dataset, labels: &Labels, queries: &[Dataset]) -> Re
                 q.source,
                 reference.n_vars(),
                 q.n_vars()
+            )));
+        }
+        if let Some(c) = corpus.iter().find(|c| c.source == q.source) {
+            return Err(Error::Incompatible(format!(
+                "pretraining corpus {} is the query's own file ({}): pretraining never sees query cells",
+                c.source, q.source
             )));
         }
     }
@@ -369,12 +352,11 @@ fn split_reference(
     )
 }
 
-/// The data a model reads: for a binned model with `gene_selection = "hvg"`, reference,
-/// queries and extra corpus restricted to the HVG set of the reference training cells;
-/// otherwise the data as given.
+/// The data a model reads: for a binned model with `gene_selection = "hvg"`, the reference
+/// restricted to the HVG set of its training cells; otherwise the reference as given. The
+/// extra corpus is read in the same genes.
 struct ModelInputs {
     reference: Dataset,
-    queries: Vec<Dataset>,
     corpus: Vec<Dataset>,
     truncation_rate: f64,
 }
@@ -384,95 +366,33 @@ impl ModelInputs {
         kind: ModelKind,
         cfg: &TrainConfig,
         reference: &Dataset,
-        queries: &[Dataset],
         corpus: &[Dataset],
         train_rows: &[usize],
     ) -> Result<Self> {
-        if !kind.uses_bins() || cfg.train.gene_selection != GeneSelection::Hvg {
-            return Ok(Self {
-                reference: reference.clone(),
-                queries: queries.to_vec(),
-                corpus: corpus.to_vec(),
-                truncation_rate: 0.0,
-            });
-        }
-        let max_genes = CollateSpec::scgpt(cfg.train.max_seq_len).max_genes();
-        let set = crate::models::genes::select_hvg_genes(reference, train_rows, max_genes)?;
-        let restrict = |ds: &Dataset| ds.select_genes(&set.genes);
+        let (reference, truncation_rate) =
+            if kind.uses_bins() && cfg.train.gene_selection == GeneSelection::Hvg {
+                let max_genes = CollateSpec::scgpt(cfg.train.max_seq_len).max_genes();
+                let set = crate::models::genes::select_hvg_genes(reference, train_rows, max_genes)?;
+                (reference.select_genes(&set.genes), set.truncation_rate)
+            } else {
+                (reference.clone(), 0.0)
+            };
+        let corpus = corpus
+            .iter()
+            .map(|c| {
+                if c.gene_names == reference.gene_names {
+                    return Ok(c.clone());
+                }
+                Ok(crate::data::split::conform_genes(c, &reference.gene_names)?.0)
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
-            reference: restrict(reference),
-            queries: queries.iter().map(restrict).collect(),
-            corpus: corpus
-                .iter()
-                .map(|c| -> Result<Dataset> {
-                    let (conformed, _) =
-                        crate::data::split::conform_genes(c, &reference.gene_names)?;
-                    Ok(restrict(&conformed))
-                })
-                .collect::<Result<_>>()?,
-            truncation_rate: set.truncation_rate,
+            reference,
+            corpus,
+            truncation_rate,
         })
     }
 }
-
-/// The tokenizer of a model kind, fitted on reference training cells where it learns.
-struct Tokenizer {
-    kind: Tokenization,
-    spec: CollateSpec,
-}
-
-enum Tokenization {
-    Binned(BinningTokenizer, SequenceSelection),
-    Rank(crate::tokenize::FittedRank),
-}
-
-impl Tokenizer {
-    fn new(
-        kind: ModelKind,
-        cfg: &TrainConfig,
-        reference: &Dataset,
-        train_rows: &[usize],
-    ) -> Result<Self> {
-        let max_len = cfg.train.max_seq_len;
-        if kind.uses_bins() {
-            let spec = CollateSpec::scgpt(max_len);
-            let mode = match cfg.train.gene_selection {
-                GeneSelection::Top => SelectionMode::TopByValue,
-                GeneSelection::Hvg | GeneSelection::Random => SelectionMode::RandomSubsample,
-            };
-            let selection = SequenceSelection::limit(spec.max_genes(), mode);
-            Ok(Self {
-                kind: Tokenization::Binned(
-                    BinningTokenizer::new(cfg.train.n_bins, TieMode::Random)?,
-                    selection,
-                ),
-                spec,
-            })
-        } else {
-            let params = RankTokenizerParams::v2().with_max_len(max_len);
-            // Geneformer ranks normalized counts: log1p(CP10k) input is mapped back first.
-            let mut train = reference.select_cells(train_rows);
-            train.x = rank_encoding_input(&train.x, train.value_kind);
-            let fitted = params.fit_dataset(&train)?;
-            Ok(Self {
-                spec: params.collate_spec(),
-                kind: Tokenization::Rank(fitted),
-            })
-        }
-    }
-
-    fn tokenize(&self, ds: &Dataset, column_ids: &[u32], seed: u64) -> Result<Vec<TokenizedCell>> {
-        match &self.kind {
-            Tokenization::Binned(tok, sel) => tokenize_binned(&ds.x, column_ids, tok, sel, seed),
-            Tokenization::Rank(fitted) => tokenize_rank(
-                &rank_encoding_input(&ds.x, ds.value_kind),
-                column_ids,
-                fitted,
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,7 +414,7 @@ mod tests {
             .map(|g| g + N_SPECIAL)
             .collect();
         let tokens = |ds: &Dataset| -> Vec<Vec<u32>> {
-            let t = Tokenizer::new(ModelKind::Geneformer, &cfg, ds, &rows).unwrap();
+            let t = Tokenizer::fit(ModelKind::Geneformer, &cfg, ds, &rows).unwrap();
             t.tokenize(ds, &ids, 0)
                 .unwrap()
                 .into_iter()
@@ -552,8 +472,8 @@ mod tests {
         let without = run(&[]);
         let with = run(std::slice::from_ref(&corpus));
         assert_eq!(
-            with.n_pretrain_cells,
-            without.n_pretrain_cells + corpus.n_obs()
+            with.fit.n_pretrain_cells,
+            without.fit.n_pretrain_cells + corpus.n_obs()
         );
         assert_eq!(with.prediction.predicted.len(), query.n_obs());
     }
@@ -570,25 +490,30 @@ mod tests {
         cfg.train.eval_every = 5;
         cfg.train.val_fraction = 0.25;
         let (out, _) = with_corpus(&cfg, &reference, &labels, &query, &[]).unwrap();
-        let mut rows: Vec<usize> = out.split.train_rows.clone();
-        rows.extend(&out.split.val_rows);
+        let mut rows: Vec<usize> = out.fit.split.train_rows.clone();
+        rows.extend(&out.fit.split.val_rows);
         rows.sort_unstable();
         let labelled: Vec<usize> = (0..labels.len())
             .filter(|&i| labels.codes[i].is_some())
             .collect();
         assert_eq!(rows, labelled);
-        assert!(!out.split.val_rows.is_empty());
-        let steps: Vec<usize> = out.learning_curve.iter().map(|c| c.step).collect();
+        assert!(!out.fit.split.val_rows.is_empty());
+        let steps: Vec<usize> = out.fit.learning_curve.iter().map(|c| c.step).collect();
         assert_eq!(steps, vec![5, 10, 12]);
-        assert_eq!(out.pretrain_curve.len(), 1);
-        let best = out.best_step.unwrap();
-        let point = out.learning_curve.iter().find(|c| c.step == best).unwrap();
-        assert_eq!(out.val_accuracy, point.val_accuracy);
-        assert_eq!(out.val_macro_f1, point.val_macro_f1);
-        let gate = crate::models::gate::competence_gate(&reference, &labels, &out, 0)
+        assert_eq!(out.fit.pretrain_curve.len(), 1);
+        let best = out.fit.best_step.unwrap();
+        let point = out
+            .fit
+            .learning_curve
+            .iter()
+            .find(|c| c.step == best)
+            .unwrap();
+        assert_eq!(out.fit.val_accuracy, point.val_accuracy);
+        assert_eq!(out.fit.val_macro_f1, point.val_macro_f1);
+        let gate = crate::models::gate::competence_gate(&reference, &labels, &out.fit, 0)
             .unwrap()
             .unwrap();
-        assert_eq!(gate.model.accuracy, out.val_accuracy.unwrap());
+        assert_eq!(gate.model.accuracy, out.fit.val_accuracy.unwrap());
         assert!((0.0..=1.0).contains(&gate.logistic.accuracy));
         let json = serde_json::to_value(&out).unwrap();
         assert!(json["learning_curve"][0]["val_macro_f1"].is_number());
@@ -596,7 +521,7 @@ mod tests {
     }
 
     /// Tuning fits every candidate, keeps the lowest reference-validation loss, and its
-    /// outcome is exactly a direct fit with the chosen setting (same seed: same numbers).
+    /// model is exactly a direct fit with the chosen setting (same seed: same numbers).
     #[test]
     fn tuning_keeps_the_lowest_validation_loss() {
         use crate::models::tune::{tune, TuneGrid};
@@ -610,8 +535,10 @@ mod tests {
             lrs: vec![1e-5, 3e-3],
             pretrain: vec![true, false],
         };
-        let fit = |c: &TrainConfig| with_corpus(c, &reference, &labels, &query, &[]).map(|r| r.0);
-        let (best, report) = tune(&grid, &cfg, fit).unwrap();
+        let opts = PipelineOptions::default();
+        let fit =
+            |c: &TrainConfig| fit_classifier(ModelKind::ScGpt, c, &reference, &labels, 0, &opts);
+        let (model, best, report) = tune(&grid, &cfg, fit).unwrap();
         assert_eq!(report.candidates.len(), 4);
         let losses: Vec<f64> = report
             .candidates
@@ -633,9 +560,12 @@ mod tests {
         if !report.chosen.pretrain {
             direct_cfg.train.pretrain_steps = 0;
         }
-        let direct = fit(&direct_cfg).unwrap();
+        let (direct_model, direct) = fit(&direct_cfg).unwrap();
         assert_eq!(direct.val_loss, best.val_loss);
-        assert_eq!(direct.prediction, best.prediction);
+        assert_eq!(
+            direct_model.predict(&query).unwrap(),
+            model.predict(&query).unwrap()
+        );
         assert_eq!(best.pretrain_steps == 0, !report.chosen.pretrain);
     }
 

@@ -4,7 +4,7 @@
 //! because prediction is part of a fit, and only the chosen candidate's predictions are
 //! returned).
 
-use super::{TrainConfig, TrainOutcome};
+use super::{FitReport, TrainConfig};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -123,31 +123,33 @@ pub fn choose(scores: &[CandidateScore]) -> Option<usize> {
 }
 
 /// Fit every candidate of `grid` with `fit` (one fit of the model on the reference, e.g. a
-/// closure over [`train_and_predict`](super::train_and_predict)) and keep the one with the
-/// lowest reference-validation loss.
-pub fn tune(
+/// closure over [`fit_classifier`](super::fit_classifier)) and keep the one with the
+/// lowest reference-validation loss (the first on ties). Only the best model so far is
+/// kept, and nothing is predicted: the caller predicts with the chosen one.
+pub fn tune<T>(
     grid: &TuneGrid,
     base: &TrainConfig,
-    mut fit: impl FnMut(&TrainConfig) -> Result<TrainOutcome>,
-) -> Result<(TrainOutcome, TuneReport)> {
+    mut fit: impl FnMut(&TrainConfig) -> Result<(T, FitReport)>,
+) -> Result<(T, FitReport, TuneReport)> {
     grid.validate()?;
-    let mut fits = Vec::new();
+    let mut scores = Vec::new();
+    let mut best: Option<(Candidate, T, FitReport)> = None;
     for (candidate, cfg) in grid.candidates(base) {
-        fits.push((candidate, fit(&cfg)?));
+        let (model, report) = fit(&cfg)?;
+        scores.push(CandidateScore {
+            candidate,
+            val_loss: report.val_loss,
+            val_accuracy: report.val_accuracy,
+            val_macro_f1: report.val_macro_f1,
+        });
+        if choose(&scores) == Some(scores.len() - 1) {
+            best = Some((candidate, model, report));
+        }
     }
-    let scores: Vec<CandidateScore> = fits
-        .iter()
-        .map(|(candidate, o)| CandidateScore {
-            candidate: *candidate,
-            val_loss: o.val_loss,
-            val_accuracy: o.val_accuracy,
-            val_macro_f1: o.val_macro_f1,
-        })
-        .collect();
-    let best = choose(&scores).ok_or_else(|| Error::param("tune", "empty grid"))?;
-    let (chosen, outcome) = fits.swap_remove(best);
+    let (chosen, model, report) = best.ok_or_else(|| Error::param("tune", "empty grid"))?;
     Ok((
-        outcome,
+        model,
+        report,
         TuneReport {
             chosen,
             candidates: scores,

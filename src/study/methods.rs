@@ -6,7 +6,7 @@ use crate::data::{CsrMatrix, Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::models::tune::{tune, TuneGrid, TuneReport};
-use crate::models::{train_and_predict, ModelKind, TrainConfig};
+use crate::models::{fit_classifier, ModelKind, PipelineOptions, TrainConfig};
 use crate::study::config::NoiseCondition;
 
 /// Model settings of a profile, and the text of each method's settings (for cache keys).
@@ -55,11 +55,11 @@ impl MethodContext {
         &self,
         reference: &Dataset,
         labels: &Labels,
-        outcome: &crate::models::TrainOutcome,
+        fit: &crate::models::FitReport,
         seed: u64,
     ) -> Result<Option<crate::models::gate::GateReport>> {
         use crate::models::gate::{logistic_validation_scores, verdict, ValScores};
-        let (Some(accuracy), Some(macro_f1)) = (outcome.val_accuracy, outcome.val_macro_f1) else {
+        let (Some(accuracy), Some(macro_f1)) = (fit.val_accuracy, fit.val_macro_f1) else {
             return Ok(None);
         };
         let key = (
@@ -71,7 +71,7 @@ impl MethodContext {
                 content_hash(reference)
             ),
             seed,
-            outcome.split.train_rows.clone(),
+            fit.split.train_rows.clone(),
         );
         let cached = self
             .gate_cache
@@ -81,7 +81,7 @@ impl MethodContext {
         let logistic = match cached {
             Some(s) => s,
             None => {
-                let Some(s) = logistic_validation_scores(reference, labels, &outcome.split, seed)?
+                let Some(s) = logistic_validation_scores(reference, labels, &fit.split, seed)?
                 else {
                     return Ok(None);
                 };
@@ -221,23 +221,27 @@ pub fn run_method(
                 format!("the profile has no [train] section, needed by {method}"),
             )
         })?;
-        let (outcome, tune) = if is_tuned(method) {
-            let (o, t) = tune(&ctx.tune, cfg, |c| {
-                train_and_predict(kind, c, reference, labels, &stacked, seed, progress)
-            })?;
-            (o, Some(t))
+        let fit_one = |c: &TrainConfig| {
+            let opts = PipelineOptions {
+                progress,
+                ..Default::default()
+            };
+            fit_classifier(kind, c, reference, labels, seed, &opts)
+        };
+        let (model, fit, tune) = if is_tuned(method) {
+            let (m, f, t) = tune(&ctx.tune, cfg, fit_one)?;
+            (m, f, Some(t))
         } else {
-            let o = train_and_predict(kind, cfg, reference, labels, &stacked, seed, progress)?;
-            (o, None)
+            let (m, f) = fit_one(cfg)?;
+            (m, f, None)
         };
         // The gate's logistic regression sees the same reference cells as the model.
-        let gate = ctx.gate(reference, labels, &outcome, seed)?;
-        let curve = outcome.learning_curve.clone();
+        let gate = ctx.gate(reference, labels, &fit, seed)?;
         (
-            outcome.prediction,
-            Some(outcome.n_params),
+            model.predict(&stacked)?,
+            Some(fit.n_params),
             gate,
-            curve,
+            fit.learning_curve,
             tune,
         )
     };
