@@ -23,6 +23,7 @@ pub mod pp;
 pub mod study;
 pub(crate) mod timing;
 pub mod tokenize;
+pub mod traits;
 
 pub use error::{Error, Result};
 
@@ -36,4 +37,5 @@ pub mod prelude {
     pub use crate::data::{Column, CsrMatrix, Dataset, Labels, ValueKind};
     pub use crate::error::{Error, Result};
     pub use crate::eval::Prediction;
+    pub use crate::traits::{Fit, Predict};
 }

@@ -11,6 +11,7 @@ use scrobust::baseline::{fit_predict, BaselineMethod, SeuratParams};
 use scrobust::data::h5ad::{read_h5ad, ReadOptions};
 use scrobust::data::{Dataset, Labels};
 use scrobust::eval::Prediction;
+use scrobust::traits::Fit;
 use std::collections::HashMap;
 
 mod common;
@@ -241,10 +242,7 @@ fn seurat_matches_seurat_on_all_tasks() {
 #[test]
 fn seurat_with_annoy_neighbours_matches_seurat_on_kang() {
     let task = load("kang");
-    let params = SeuratParams {
-        neighbors: NeighborMethod::Annoy(AnnoyParams::default()),
-        ..Default::default()
-    };
+    let params = SeuratParams::new().neighbors(NeighborMethod::Annoy(AnnoyParams::default()));
     let t0 = std::time::Instant::now();
     let result = params
         .fit(&task.reference, &task.ref_labels)

@@ -11,14 +11,13 @@ use super::reference_pca::{ReferencePca, ReferencePcaParams};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::traits::{Fit, Predict};
 
 /// Parameters of the kNN baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnnParams {
-    /// Reference PCA (defaults: 2000 vst features, 30 PCs).
-    pub pca: ReferencePcaParams,
-    /// Neighbours voting, defaults to 15.
-    pub k: usize,
+    pca: ReferencePcaParams,
+    k: usize,
 }
 
 impl Default for KnnParams {
@@ -30,18 +29,42 @@ impl Default for KnnParams {
     }
 }
 
+impl KnnParams {
+    /// The defaults (each setter states its own).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Reference PCA (defaults: 2000 vst features, 30 PCs).
+    pub fn pca(mut self, pca: ReferencePcaParams) -> Self {
+        self.pca = pca;
+        self
+    }
+    /// Seed of the PCA's random start, defaults to 42.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.pca = self.pca.seed(seed);
+        self
+    }
+    /// Neighbours voting, defaults to 15.
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+}
+
 /// A fitted kNN classifier.
 #[derive(Debug, Clone)]
-pub struct KnnClassifier {
+pub struct Knn {
     k: usize,
     pca: ReferencePca,
     labels: Vec<usize>,
     classes: Vec<String>,
 }
 
-impl KnnParams {
+impl Fit for KnnParams {
+    type Fitted = Knn;
+
     /// Fit the reference PCA and remember the reference labels.
-    pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<KnnClassifier> {
+    fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<Knn> {
         if self.k == 0 {
             return Err(Error::param("k", "must be at least 1"));
         }
@@ -52,7 +75,7 @@ impl KnnParams {
             reference.select_cells(&rows)
         };
         let pca = self.pca.fit(&reference)?;
-        Ok(KnnClassifier {
+        Ok(Knn {
             k: self.k.min(codes.len()),
             pca,
             labels: codes,
@@ -61,9 +84,9 @@ impl KnnParams {
     }
 }
 
-impl KnnClassifier {
+impl Predict for Knn {
     /// Predict query cells (genes matched by name).
-    pub fn predict(&self, query: &Dataset) -> Result<Prediction> {
+    fn predict(&self, query: &Dataset) -> Result<Prediction> {
         let projected = self.pca.project(query)?;
         let nn = knn_exact(self.pca.embeddings(), projected.view(), self.k)?;
         let mut predicted = Vec::with_capacity(query.n_obs());
@@ -95,13 +118,9 @@ mod tests {
     fn classifies_separated_types() {
         let (reference, labels) = clustered_counts(30, 3, 40, 11);
         let (query, truth) = clustered_counts(20, 3, 40, 12);
-        let params = KnnParams {
-            pca: ReferencePcaParams {
-                n_pcs: 8,
-                ..Default::default()
-            },
-            k: 15,
-        };
+        let params = KnnParams::new()
+            .pca(ReferencePcaParams::new().n_pcs(8))
+            .k(15);
         let pred = params
             .fit(&reference, &labels)
             .unwrap()
@@ -118,11 +137,6 @@ mod tests {
     #[test]
     fn rejects_zero_k() {
         let (reference, labels) = clustered_counts(5, 2, 20, 13);
-        assert!(KnnParams {
-            k: 0,
-            ..Default::default()
-        }
-        .fit(&reference, &labels)
-        .is_err());
+        assert!(KnnParams::new().k(0).fit(&reference, &labels).is_err());
     }
 }

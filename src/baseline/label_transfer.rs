@@ -3,7 +3,7 @@
 //!
 //! Fit ([`SeuratParams::fit`]) does everything that depends on the reference alone:
 //! LogNormalize, vst features, scaling, PCA ([`super::reference_pca`]), the L2-normalised
-//! reference embedding. [`SeuratReference::transfer`]
+//! reference embedding. [`SeuratTransfer::transfer`]
 //! projects the query, finds anchors ([`super::anchors`]), and weights each query cell's
 //! `k_weight` nearest anchor query cells in the *un-normalised* projected PCA:
 //! `dist = 1 − d_i / d_k` (`d_k`: the `k_weight`-th anchor cell),
@@ -24,30 +24,31 @@ use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::timing::{StageSeconds, Stopwatch};
+use crate::traits::{Fit, Predict};
 use ndarray::{Array2, Axis};
 
 /// Parameters of Seurat label transfer. Defaults are Seurat v5's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeuratParams {
     /// Normalisation, features and PCA (2000 vst features, 30 PCs).
-    pub pca: ReferencePcaParams,
+    pca: ReferencePcaParams,
     /// L2-normalise embeddings before anchor finding, defaults to true.
-    pub l2_norm: bool,
+    l2_norm: bool,
     /// Neighbours for mutual-neighbour anchors, defaults to 5.
-    pub k_anchor: usize,
+    k_anchor: usize,
     /// Anchor filtering neighbours; defaults to `None` (off, Seurat v5). Seurat 4 used 200.
-    pub k_filter: Option<usize>,
+    k_filter: Option<usize>,
     /// Neighbours for anchor scoring, defaults to 30.
-    pub k_score: usize,
+    k_score: usize,
     /// Feature cap for the filtering space, defaults to 200.
-    pub max_features: usize,
+    max_features: usize,
     /// Anchor cells weighted per query cell, defaults to 50.
-    pub k_weight: usize,
+    k_weight: usize,
     /// Bandwidth of the weight kernel, defaults to 1.
-    pub sd_weight: f64,
+    sd_weight: f64,
     /// Neighbour search for anchors, scores and weights; defaults to exact (Seurat uses
     /// Annoy with 50 trees, [`NeighborMethod::Annoy`]). Anchor filtering stays exact.
-    pub neighbors: NeighborMethod,
+    neighbors: NeighborMethod,
 }
 
 impl Default for SeuratParams {
@@ -66,9 +67,67 @@ impl Default for SeuratParams {
     }
 }
 
+impl SeuratParams {
+    /// The defaults (each setter states its own).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Normalisation, features and PCA (2000 vst features, 30 PCs).
+    pub fn pca(mut self, pca: ReferencePcaParams) -> Self {
+        self.pca = pca;
+        self
+    }
+    /// L2-normalise embeddings before anchor finding, defaults to true.
+    pub fn l2_norm(mut self, l2_norm: bool) -> Self {
+        self.l2_norm = l2_norm;
+        self
+    }
+    /// Neighbours for mutual-neighbour anchors, defaults to 5.
+    pub fn k_anchor(mut self, k_anchor: usize) -> Self {
+        self.k_anchor = k_anchor;
+        self
+    }
+    /// Anchor filtering neighbours; defaults to `None` (off, Seurat v5). Seurat 4 used 200.
+    pub fn k_filter(mut self, k_filter: Option<usize>) -> Self {
+        self.k_filter = k_filter;
+        self
+    }
+    /// Neighbours for anchor scoring, defaults to 30.
+    pub fn k_score(mut self, k_score: usize) -> Self {
+        self.k_score = k_score;
+        self
+    }
+    /// Feature cap for the filtering space, defaults to 200.
+    pub fn max_features(mut self, max_features: usize) -> Self {
+        self.max_features = max_features;
+        self
+    }
+    /// Anchor cells weighted per query cell, defaults to 50.
+    pub fn k_weight(mut self, k_weight: usize) -> Self {
+        self.k_weight = k_weight;
+        self
+    }
+    /// Bandwidth of the weight kernel, defaults to 1.
+    pub fn sd_weight(mut self, sd_weight: f64) -> Self {
+        self.sd_weight = sd_weight;
+        self
+    }
+    /// Seed of the PCA's random start, defaults to 42 (an Annoy forest keeps its own).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.pca = self.pca.seed(seed);
+        self
+    }
+    /// Neighbour search for anchors, scores and weights; defaults to exact (Seurat uses
+    /// Annoy with 50 trees, [`NeighborMethod::Annoy`]). Anchor filtering stays exact.
+    pub fn neighbors(mut self, neighbors: NeighborMethod) -> Self {
+        self.neighbors = neighbors;
+        self
+    }
+}
+
 /// A reference prepared for label transfer.
 #[derive(Debug, Clone)]
-pub struct SeuratReference {
+pub struct SeuratTransfer {
     params: SeuratParams,
     pca: ReferencePca,
     anchor_space: Array2<f32>,
@@ -176,57 +235,9 @@ impl SeuratParams {
         }
         Ok(())
     }
-
-    /// Prepare `reference` (cells labelled by `labels`) for transfer.
-    pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<SeuratReference> {
-        self.check()?;
-        let mut sw = Stopwatch::new();
-        let (rows, classes, codes, warnings) = labelled_reference(reference, labels)?;
-        let reference = if rows.len() == reference.n_obs() {
-            reference.clone()
-        } else {
-            reference.select_cells(&rows)
-        };
-        sw.lap("labelled cells");
-        let pca = self.pca.fit(&reference)?;
-        sw.extend(pca.fit_stages());
-        let anchor_space = if self.l2_norm {
-            l2_normalize_rows(pca.embeddings())
-        } else {
-            pca.embeddings().to_owned()
-        };
-        let mut first_seen = vec![usize::MAX; classes.len()];
-        for (i, &c) in codes.iter().enumerate() {
-            first_seen[c] = first_seen[c].min(i);
-        }
-        let (top_features, filter_data) = match self.k_filter {
-            Some(_) => {
-                let top = top_dim_features(pca.loadings(), 100, self.max_features);
-                let data = pca
-                    .log_normalized_features(&reference)?
-                    .select_cols(&top)
-                    .to_dense();
-                (top, Some(data))
-            }
-            None => (vec![], None),
-        };
-        sw.lap("filter features");
-        Ok(SeuratReference {
-            params: self.clone(),
-            pca,
-            anchor_space,
-            labels: codes,
-            classes,
-            first_seen,
-            top_features,
-            filter_data,
-            warnings,
-            fit_stages: sw.finish(),
-        })
-    }
 }
 
-impl SeuratReference {
+impl SeuratTransfer {
     /// The fitted reference PCA.
     pub fn pca(&self) -> &ReferencePca {
         &self.pca
@@ -431,6 +442,65 @@ impl SeuratReference {
                 (best, row[best])
             })
             .unzip()
+    }
+}
+
+impl Fit for SeuratParams {
+    type Fitted = SeuratTransfer;
+
+    /// Prepare `reference` (cells labelled by `labels`) for transfer.
+    fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<SeuratTransfer> {
+        self.check()?;
+        let mut sw = Stopwatch::new();
+        let (rows, classes, codes, warnings) = labelled_reference(reference, labels)?;
+        let reference = if rows.len() == reference.n_obs() {
+            reference.clone()
+        } else {
+            reference.select_cells(&rows)
+        };
+        sw.lap("labelled cells");
+        let pca = self.pca.fit(&reference)?;
+        sw.extend(pca.fit_stages());
+        let anchor_space = if self.l2_norm {
+            l2_normalize_rows(pca.embeddings())
+        } else {
+            pca.embeddings().to_owned()
+        };
+        let mut first_seen = vec![usize::MAX; classes.len()];
+        for (i, &c) in codes.iter().enumerate() {
+            first_seen[c] = first_seen[c].min(i);
+        }
+        let (top_features, filter_data) = match self.k_filter {
+            Some(_) => {
+                let top = top_dim_features(pca.loadings(), 100, self.max_features);
+                let data = pca
+                    .log_normalized_features(&reference)?
+                    .select_cols(&top)
+                    .to_dense();
+                (top, Some(data))
+            }
+            None => (vec![], None),
+        };
+        sw.lap("filter features");
+        Ok(SeuratTransfer {
+            params: self.clone(),
+            pca,
+            anchor_space,
+            labels: codes,
+            classes,
+            first_seen,
+            top_features,
+            filter_data,
+            warnings,
+            fit_stages: sw.finish(),
+        })
+    }
+}
+
+impl Predict for SeuratTransfer {
+    /// The predictions of [`SeuratTransfer::transfer`].
+    fn predict(&self, query: &Dataset) -> Result<Prediction> {
+        Ok(self.transfer(query)?.prediction)
     }
 }
 

@@ -2,13 +2,7 @@ use super::*;
 use crate::baseline::testutil::{accuracy, clustered_counts};
 
 fn small_params() -> SeuratParams {
-    SeuratParams {
-        pca: ReferencePcaParams {
-            n_pcs: 10,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    SeuratParams::new().pca(ReferencePcaParams::new().n_pcs(10))
 }
 
 /// Well-separated synthetic cell types are transferred almost perfectly; scores are

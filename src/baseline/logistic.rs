@@ -15,6 +15,7 @@ use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::pp::log_normalize;
+use crate::traits::{Fit, Predict};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -23,22 +24,14 @@ use rand_chacha::ChaCha8Rng;
 /// Parameters of the logistic-regression baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticParams {
-    /// vst variable genes used as features, defaults to 2000 (all when fewer).
-    pub n_features: usize,
-    /// LogNormalize scale factor for count data, defaults to 1e4.
-    pub scale_factor: f64,
-    /// Share of the L1 term in the penalty: 1 = L1 (default), below 1 = elastic net.
-    pub l1_ratio: f64,
-    /// Inverse regularisation strengths tried by cross-validation, defaults to 0.01, 0.1, 1, 10.
-    pub c_grid: Vec<f64>,
-    /// Cross-validation folds, defaults to 5.
-    pub cv_folds: usize,
-    /// FISTA iterations per fit, defaults to 150.
-    pub max_iter: usize,
-    /// Relative change of the weights that stops FISTA, defaults to 1e-4.
-    pub tol: f64,
-    /// Seed of the fold assignment, defaults to 0.
-    pub seed: u64,
+    n_features: usize,
+    scale_factor: f64,
+    l1_ratio: f64,
+    c_grid: Vec<f64>,
+    cv_folds: usize,
+    max_iter: usize,
+    tol: f64,
+    seed: u64,
 }
 
 impl Default for LogisticParams {
@@ -56,9 +49,56 @@ impl Default for LogisticParams {
     }
 }
 
+impl LogisticParams {
+    /// The defaults (each setter states its own).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// vst variable genes used as features, defaults to 2000 (all when fewer).
+    pub fn n_features(mut self, n_features: usize) -> Self {
+        self.n_features = n_features;
+        self
+    }
+    /// LogNormalize scale factor for count data, defaults to 1e4.
+    pub fn scale_factor(mut self, scale_factor: f64) -> Self {
+        self.scale_factor = scale_factor;
+        self
+    }
+    /// Share of the L1 term in the penalty: 1 = L1 (default), below 1 = elastic net.
+    pub fn l1_ratio(mut self, l1_ratio: f64) -> Self {
+        self.l1_ratio = l1_ratio;
+        self
+    }
+    /// Inverse regularisation strengths tried by cross-validation, defaults to 0.01, 0.1, 1, 10.
+    pub fn c_grid(mut self, c_grid: Vec<f64>) -> Self {
+        self.c_grid = c_grid;
+        self
+    }
+    /// Cross-validation folds, defaults to 5.
+    pub fn cv_folds(mut self, cv_folds: usize) -> Self {
+        self.cv_folds = cv_folds;
+        self
+    }
+    /// FISTA iterations per fit, defaults to 150.
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+    /// Relative change of the weights that stops FISTA, defaults to 1e-4.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+    /// Seed of the fold assignment, defaults to 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
 /// A fitted logistic-regression classifier.
 #[derive(Debug, Clone)]
-pub struct LogisticClassifier {
+pub struct LogisticRegression {
     features: Vec<String>,
     scale_factor: f64,
     weights: Array2<f32>,
@@ -92,67 +132,6 @@ impl LogisticParams {
             ));
         }
         Ok(())
-    }
-
-    /// Select features, choose C by cross-validation and fit on the whole reference.
-    pub fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<LogisticClassifier> {
-        self.check()?;
-        let (rows, classes, y, _) = labelled_reference(reference, labels)?;
-        let reference = if rows.len() == reference.n_obs() {
-            reference.clone()
-        } else {
-            reference.select_cells(&rows)
-        };
-        let selected = vst_features(&reference, self.n_features)?;
-        let x = log_normalize(&reference.x, reference.value_kind, self.scale_factor)
-            .select_cols(&selected)
-            .to_dense();
-        let n_classes = classes.len();
-        let folds = stratified_folds(&y, n_classes, self.cv_folds, self.seed);
-        let mut cv_accuracy = vec![0.0; self.c_grid.len()];
-        if self.c_grid.len() > 1 {
-            for f in 0..self.cv_folds {
-                let train: Vec<usize> = (0..y.len()).filter(|&i| folds[i] != f).collect();
-                let test: Vec<usize> = (0..y.len()).filter(|&i| folds[i] == f).collect();
-                let xt = x.select(Axis(0), &train);
-                let yt: Vec<usize> = train.iter().map(|&i| y[i]).collect();
-                let xv = x.select(Axis(0), &test);
-                let mut warm: Option<Model> = None;
-                for (ci, &c) in self.c_grid.iter().enumerate() {
-                    let model = self.solve(xt.view(), &yt, n_classes, c, warm.take());
-                    let pred = predict_rows(xv.view(), &model.0, &model.1);
-                    let hits = pred
-                        .iter()
-                        .zip(&test)
-                        .filter(|((p, _), &i)| *p == y[i])
-                        .count();
-                    cv_accuracy[ci] +=
-                        hits as f64 / test.len().max(1) as f64 / self.cv_folds as f64;
-                    warm = Some(model);
-                }
-            }
-        }
-        let best = (0..cv_accuracy.len()).fold(0, |b, i| {
-            if cv_accuracy[i] > cv_accuracy[b] + 1e-12 {
-                i
-            } else {
-                b
-            }
-        });
-        let chosen_c = self.c_grid[best];
-        let (weights, intercept) = self.solve(x.view(), &y, n_classes, chosen_c, None);
-        Ok(LogisticClassifier {
-            features: selected
-                .iter()
-                .map(|&j| reference.gene_names[j].clone())
-                .collect(),
-            scale_factor: self.scale_factor,
-            weights,
-            intercept,
-            classes,
-            chosen_c,
-            cv_accuracy,
-        })
     }
 
     /// FISTA on `(1/n) Σ CE + λ (r‖W‖₁ + (1−r)/2‖W‖²)` with `λ = 1 / (C n)`.
@@ -298,7 +277,7 @@ fn stratified_folds(y: &[usize], n_classes: usize, folds: usize, seed: u64) -> V
     out
 }
 
-impl LogisticClassifier {
+impl LogisticRegression {
     /// The C chosen by cross-validation.
     pub fn chosen_c(&self) -> f64 {
         self.chosen_c
@@ -311,9 +290,76 @@ impl LogisticClassifier {
     pub fn n_nonzero(&self) -> usize {
         self.weights.iter().filter(|&&v| v != 0.0).count()
     }
+}
 
+impl Fit for LogisticParams {
+    type Fitted = LogisticRegression;
+
+    /// Select features, choose C by cross-validation and fit on the whole reference.
+    fn fit(&self, reference: &Dataset, labels: &Labels) -> Result<LogisticRegression> {
+        self.check()?;
+        let (rows, classes, y, _) = labelled_reference(reference, labels)?;
+        let reference = if rows.len() == reference.n_obs() {
+            reference.clone()
+        } else {
+            reference.select_cells(&rows)
+        };
+        let selected = vst_features(&reference, self.n_features)?;
+        let x = log_normalize(&reference.x, reference.value_kind, self.scale_factor)
+            .select_cols(&selected)
+            .to_dense();
+        let n_classes = classes.len();
+        let folds = stratified_folds(&y, n_classes, self.cv_folds, self.seed);
+        let mut cv_accuracy = vec![0.0; self.c_grid.len()];
+        if self.c_grid.len() > 1 {
+            for f in 0..self.cv_folds {
+                let train: Vec<usize> = (0..y.len()).filter(|&i| folds[i] != f).collect();
+                let test: Vec<usize> = (0..y.len()).filter(|&i| folds[i] == f).collect();
+                let xt = x.select(Axis(0), &train);
+                let yt: Vec<usize> = train.iter().map(|&i| y[i]).collect();
+                let xv = x.select(Axis(0), &test);
+                let mut warm: Option<Model> = None;
+                for (ci, &c) in self.c_grid.iter().enumerate() {
+                    let model = self.solve(xt.view(), &yt, n_classes, c, warm.take());
+                    let pred = predict_rows(xv.view(), &model.0, &model.1);
+                    let hits = pred
+                        .iter()
+                        .zip(&test)
+                        .filter(|((p, _), &i)| *p == y[i])
+                        .count();
+                    cv_accuracy[ci] +=
+                        hits as f64 / test.len().max(1) as f64 / self.cv_folds as f64;
+                    warm = Some(model);
+                }
+            }
+        }
+        let best = (0..cv_accuracy.len()).fold(0, |b, i| {
+            if cv_accuracy[i] > cv_accuracy[b] + 1e-12 {
+                i
+            } else {
+                b
+            }
+        });
+        let chosen_c = self.c_grid[best];
+        let (weights, intercept) = self.solve(x.view(), &y, n_classes, chosen_c, None);
+        Ok(LogisticRegression {
+            features: selected
+                .iter()
+                .map(|&j| reference.gene_names[j].clone())
+                .collect(),
+            scale_factor: self.scale_factor,
+            weights,
+            intercept,
+            classes,
+            chosen_c,
+            cv_accuracy,
+        })
+    }
+}
+
+impl Predict for LogisticRegression {
     /// Predict query cells (genes matched by name); the score is the softmax maximum.
-    pub fn predict(&self, query: &Dataset) -> Result<Prediction> {
+    fn predict(&self, query: &Dataset) -> Result<Prediction> {
         let pos = gene_positions(query, &self.features)?;
         let x = log_normalize(&query.x, query.value_kind, self.scale_factor)
             .select_cols(&pos)
@@ -339,11 +385,7 @@ mod tests {
     fn learns_sparse_model() {
         let (reference, labels) = clustered_counts(30, 3, 60, 21);
         let (query, truth) = clustered_counts(20, 3, 60, 22);
-        let params = LogisticParams {
-            c_grid: vec![0.1, 1.0],
-            cv_folds: 3,
-            ..Default::default()
-        };
+        let params = LogisticParams::new().c_grid(vec![0.1, 1.0]).cv_folds(3);
         let fitted = params.fit(&reference, &labels).unwrap();
         let pred = fitted.predict(&query).unwrap();
         assert!(accuracy(&pred, &truth) > 0.95);
@@ -371,23 +413,17 @@ mod tests {
     #[test]
     fn rejects_bad_params() {
         let (reference, labels) = clustered_counts(5, 2, 20, 23);
-        assert!(LogisticParams {
-            c_grid: vec![],
-            ..Default::default()
-        }
-        .fit(&reference, &labels)
-        .is_err());
-        assert!(LogisticParams {
-            c_grid: vec![-1.0],
-            ..Default::default()
-        }
-        .fit(&reference, &labels)
-        .is_err());
-        assert!(LogisticParams {
-            l1_ratio: 1.5,
-            ..Default::default()
-        }
-        .fit(&reference, &labels)
-        .is_err());
+        assert!(LogisticParams::new()
+            .c_grid(vec![])
+            .fit(&reference, &labels)
+            .is_err());
+        assert!(LogisticParams::new()
+            .c_grid(vec![-1.0])
+            .fit(&reference, &labels)
+            .is_err());
+        assert!(LogisticParams::new()
+            .l1_ratio(1.5)
+            .fit(&reference, &labels)
+            .is_err());
     }
 }

@@ -16,9 +16,10 @@ pub(crate) mod testutil;
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
-pub use knn::KnnParams;
-pub use label_transfer::SeuratParams;
-pub use logistic::LogisticParams;
+use crate::traits::{Fit, Predict};
+pub use knn::{Knn, KnnParams};
+pub use label_transfer::{SeuratParams, SeuratTransfer};
+pub use logistic::{LogisticParams, LogisticRegression};
 
 /// Which baseline to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,21 @@ impl BaselineMethod {
     }
 }
 
+impl std::str::FromStr for BaselineMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "seurat" => Ok(BaselineMethod::Seurat),
+            "logistic" => Ok(BaselineMethod::Logistic),
+            "knn" => Ok(BaselineMethod::Knn),
+            other => Err(Error::param(
+                "method",
+                format!("unknown baseline '{other}' (seurat, logistic, knn)"),
+            )),
+        }
+    }
+}
+
 /// Fit `method` on the reference (with the default parameters, seeded by `seed`) and
 /// predict the query. The reference is first restricted to the genes the query also has
 /// (Seurat's `FindTransferAnchors` does the same); no shared gene is an error.
@@ -53,28 +69,27 @@ pub fn fit_predict(
     seed: u64,
 ) -> Result<Prediction> {
     let reference = restrict_to_query_genes(reference, query)?;
+    let labels = reference_labels;
     match method {
         BaselineMethod::Seurat => {
-            let mut params = SeuratParams::default();
-            params.pca.seed = seed;
-            Ok(params
-                .fit(&reference, reference_labels)?
-                .transfer(query)?
-                .prediction)
+            fit_then_predict(&SeuratParams::new().seed(seed), &reference, labels, query)
         }
         BaselineMethod::Logistic => {
-            let params = LogisticParams {
-                seed,
-                ..Default::default()
-            };
-            params.fit(&reference, reference_labels)?.predict(query)
+            fit_then_predict(&LogisticParams::new().seed(seed), &reference, labels, query)
         }
         BaselineMethod::Knn => {
-            let mut params = KnnParams::default();
-            params.pca.seed = seed;
-            params.fit(&reference, reference_labels)?.predict(query)
+            fit_then_predict(&KnnParams::new().seed(seed), &reference, labels, query)
         }
     }
+}
+
+fn fit_then_predict<P: Fit>(
+    params: &P,
+    reference: &Dataset,
+    labels: &Labels,
+    query: &Dataset,
+) -> Result<Prediction> {
+    params.fit(reference, labels)?.predict(query)
 }
 
 /// The reference on the genes it shares with the query (all of it when all are shared).

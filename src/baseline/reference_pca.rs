@@ -21,18 +21,18 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferencePcaParams {
     /// Variable features selected by vst, defaults to 2000 (all genes when fewer).
-    pub n_features: usize,
+    n_features: usize,
     /// Principal components, defaults to 30 (fewer when the data have fewer cells or features).
-    pub n_pcs: usize,
+    n_pcs: usize,
     /// LogNormalize scale factor, defaults to 1e4.
-    pub scale_factor: f64,
+    scale_factor: f64,
     /// vst loess span, defaults to 0.3.
-    pub loess_span: f64,
+    loess_span: f64,
     /// Upper clip of scaled values, defaults to 10.
-    pub scale_max: f32,
+    scale_max: f32,
     /// Seed of the eigensolver's random start, defaults to 42 (the result does not
     /// depend on it beyond the solver's tolerance).
-    pub seed: u64,
+    seed: u64,
 }
 
 impl Default for ReferencePcaParams {
@@ -45,6 +45,44 @@ impl Default for ReferencePcaParams {
             scale_max: 10.0,
             seed: 42,
         }
+    }
+}
+
+impl ReferencePcaParams {
+    /// The defaults (each setter states its own).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Variable features selected by vst, defaults to 2000 (all genes when fewer).
+    pub fn n_features(mut self, n_features: usize) -> Self {
+        self.n_features = n_features;
+        self
+    }
+    /// Principal components, defaults to 30 (fewer when the data have fewer cells or features).
+    pub fn n_pcs(mut self, n_pcs: usize) -> Self {
+        self.n_pcs = n_pcs;
+        self
+    }
+    /// LogNormalize scale factor, defaults to 1e4.
+    pub fn scale_factor(mut self, scale_factor: f64) -> Self {
+        self.scale_factor = scale_factor;
+        self
+    }
+    /// vst loess span, defaults to 0.3.
+    pub fn loess_span(mut self, loess_span: f64) -> Self {
+        self.loess_span = loess_span;
+        self
+    }
+    /// Upper clip of scaled values, defaults to 10.
+    pub fn scale_max(mut self, scale_max: f32) -> Self {
+        self.scale_max = scale_max;
+        self
+    }
+    /// Seed of the eigensolver's random start, defaults to 42 (the result does not
+    /// depend on it beyond the solver's tolerance).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 }
 

@@ -29,10 +29,7 @@ fn counts(n: usize, p: usize, seed: u64) -> Array2<f32> {
 fn projection_of_reference_matches_embeddings() {
     let d = counts(90, 40, 7);
     let ds = dataset(&d, ValueKind::Counts);
-    let params = ReferencePcaParams {
-        n_pcs: 5,
-        ..Default::default()
-    };
+    let params = ReferencePcaParams::new().n_pcs(5);
     let fitted = params.fit(&ds).unwrap();
     let proj = fitted.project(&ds).unwrap();
     for (x, y) in proj.iter().zip(fitted.embeddings().iter()) {
@@ -51,12 +48,7 @@ fn projection_of_reference_matches_embeddings() {
 fn missing_feature_is_an_error() {
     let d = counts(60, 12, 8);
     let ds = dataset(&d, ValueKind::Counts);
-    let fitted = ReferencePcaParams {
-        n_pcs: 3,
-        ..Default::default()
-    }
-    .fit(&ds)
-    .unwrap();
+    let fitted = ReferencePcaParams::new().n_pcs(3).fit(&ds).unwrap();
     let mut query = ds.select_genes(&(0..11).collect::<Vec<_>>());
     query.source = "query.h5ad".into();
     let err = fitted.project(&query).unwrap_err().to_string();
@@ -73,12 +65,10 @@ fn sparse_pca_matches_dense_scaled_svd() {
     use linfa_linalg::eigh::{EigSort, Eigh};
     let d = counts(150, 60, 11);
     let ds = dataset(&d, ValueKind::Counts);
-    let params = ReferencePcaParams {
-        n_features: 60,
-        n_pcs: 6,
-        scale_max: 1.0,
-        ..Default::default()
-    };
+    let params = ReferencePcaParams::new()
+        .n_features(60)
+        .n_pcs(6)
+        .scale_max(1.0);
     let fitted = params.fit(&ds).unwrap();
     let pos = gene_positions(&ds, fitted.features()).unwrap();
     let n = d.nrows() as f64;

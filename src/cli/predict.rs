@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::gate::single_class_prediction;
 use crate::models::NeuralClassifier;
+use crate::traits::Predict;
 use std::path::PathBuf;
 
 /// Arguments of `scrobust predict`.

@@ -16,6 +16,7 @@ use crate::data::{Dataset, Labels};
 use crate::error::Result;
 use crate::eval::metrics::evaluate_prediction;
 use crate::eval::Prediction;
+use crate::traits::{Fit, Predict};
 
 /// Arguments of `scrobust transfer`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,8 +28,8 @@ pub struct TransferArgs {
     #[arg(long)]
     pub label_key: String,
     /// Baseline: seurat, logistic or knn.
-    #[arg(long, value_parser = ["seurat", "logistic", "knn"])]
-    pub method: String,
+    #[arg(long)]
+    pub method: BaselineMethod,
     /// Seurat anchor filtering neighbours (off by default, as in Seurat v5; Seurat 4 used 200).
     #[arg(long)]
     pub k_filter: Option<usize>,
@@ -62,58 +63,23 @@ pub fn run(args: TransferArgs) -> Result<()> {
     super::require_cells(&query, "query")?;
     let ref_labels: Labels = reference.labels(&args.label_key)?;
     let truth = label_strings(&query, &args.label_key)?;
-    let method = match args.method.as_str() {
-        "seurat" => BaselineMethod::Seurat,
-        "logistic" => BaselineMethod::Logistic,
-        _ => BaselineMethod::Knn,
-    };
+    let method = args.method;
     let start = std::time::Instant::now();
     let reference = restrict_to_query_genes(&reference, &query)?;
     let mut extra = serde_json::Map::new();
-    let prediction: Prediction = match method {
-        BaselineMethod::Seurat => {
-            let neighbors = match args.nn.as_str() {
-                "annoy" => NeighborMethod::Annoy(AnnoyParams {
-                    n_trees: args.n_trees,
-                    search_k: None,
-                    seed: args.seed,
-                }),
-                _ => NeighborMethod::Exact,
-            };
-            let mut p = SeuratParams {
-                k_filter: args.k_filter,
-                neighbors,
-                ..Default::default()
-            };
-            p.pca.seed = args.seed;
-            let out = p.fit(&reference, &ref_labels)?.transfer(&query)?;
-            extra.insert("n_anchors".into(), out.n_anchors.into());
-            extra.insert("warnings".into(), out.warnings.clone().into());
-            let stages: serde_json::Map<String, serde_json::Value> = out
-                .stage_seconds
-                .iter()
-                .map(|(k, v)| (k.to_string(), (*v).into()))
-                .collect();
-            extra.insert("stage_seconds".into(), stages.into());
-            for w in &out.warnings {
-                eprintln!("note: {w}");
-            }
-            out.prediction
-        }
+    let prediction = match method {
+        BaselineMethod::Seurat => seurat(&args, &reference, &ref_labels, &query, &mut extra)?,
         BaselineMethod::Logistic => {
-            let fitted = LogisticParams {
-                seed: args.seed,
-                ..Default::default()
-            }
-            .fit(&reference, &ref_labels)?;
+            let fitted = LogisticParams::new()
+                .seed(args.seed)
+                .fit(&reference, &ref_labels)?;
             extra.insert("chosen_c".into(), fitted.chosen_c().into());
             fitted.predict(&query)?
         }
-        BaselineMethod::Knn => {
-            let mut p = KnnParams::default();
-            p.pca.seed = args.seed;
-            p.fit(&reference, &ref_labels)?.predict(&query)?
-        }
+        BaselineMethod::Knn => KnnParams::new()
+            .seed(args.seed)
+            .fit(&reference, &ref_labels)?
+            .predict(&query)?,
     };
     let seconds = start.elapsed().as_secs_f64();
     let report = evaluate_prediction(&truth, &prediction)?;
@@ -157,6 +123,43 @@ pub fn run(args: TransferArgs) -> Result<()> {
     Ok(())
 }
 
+/// Seurat label transfer with the command's options; its anchor count, warnings and
+/// stage timings go into `extra` (the JSON).
+fn seurat(
+    args: &TransferArgs,
+    reference: &Dataset,
+    labels: &Labels,
+    query: &Dataset,
+    extra: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Prediction> {
+    let neighbors = match args.nn.as_str() {
+        "annoy" => NeighborMethod::Annoy(AnnoyParams {
+            n_trees: args.n_trees,
+            search_k: None,
+            seed: args.seed,
+        }),
+        _ => NeighborMethod::Exact,
+    };
+    let out = SeuratParams::new()
+        .k_filter(args.k_filter)
+        .neighbors(neighbors)
+        .seed(args.seed)
+        .fit(reference, labels)?
+        .transfer(query)?;
+    extra.insert("n_anchors".into(), out.n_anchors.into());
+    extra.insert("warnings".into(), out.warnings.clone().into());
+    let stages: serde_json::Map<String, serde_json::Value> = out
+        .stage_seconds
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    extra.insert("stage_seconds".into(), stages.into());
+    for w in &out.warnings {
+        eprintln!("note: {w}");
+    }
+    Ok(out.prediction)
+}
+
 /// Refuse outputs that are one of the command's inputs.
 fn check_transfer_outputs(args: &TransferArgs) -> Result<()> {
     let outputs = args.output.files();
@@ -177,7 +180,7 @@ mod tests {
                 ..Default::default()
             },
             label_key: label_key.into(),
-            method: "knn".into(),
+            method: BaselineMethod::Knn,
             k_filter: None,
             nn: "exact".into(),
             n_trees: 50,
@@ -231,7 +234,7 @@ mod tests {
         a.input.data = Some(write_fixture(dir.path()));
         a.input.split_key = Some("batch".into());
         a.input.reference_values = Some(vec!["ctrl:*".into()]);
-        (a.method, a.nn, a.n_trees) = ("seurat".into(), "annoy".into(), 5);
+        (a.method, a.nn, a.n_trees) = (BaselineMethod::Seurat, "annoy".into(), 5);
         let csv = dir.path().join("p.csv");
         a.output.out = Some(csv.clone());
         run(a).unwrap_or_else(|e| panic!("{e}"));

@@ -12,6 +12,7 @@
 use super::finetune::Classifier;
 use super::heads::ClsDecoder;
 use super::params::{load_tensors, save_tensors, ParamStore};
+use super::pipeline::FitReport;
 use super::trainer::step_seed;
 use super::{build_encoder, default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, ValueKind};
@@ -23,6 +24,7 @@ use crate::tokenize::{
     collate, tokenize_binned, tokenize_rank, BinningTokenizer, CollateSpec, FittedRank, GeneVocab,
     RankTokenizerParams, SelectionMode, SequenceSelection, TieMode, TokenizedCell,
 };
+use crate::traits::{Fit, Predict};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -34,6 +36,7 @@ const FORMAT_VERSION: u32 = 1;
 /// A trained classifier that predicts new cells (see the module docs).
 pub struct NeuralClassifier {
     meta: ModelMeta,
+    report: Option<FitReport>,
     tokenizer: Tokenizer,
     classifier: Classifier,
     store: ParamStore,
@@ -76,6 +79,7 @@ impl NeuralClassifier {
         let device = fitted.1.device().clone();
         Self {
             meta,
+            report: None,
             tokenizer,
             classifier: fitted.0,
             store: fitted.1,
@@ -106,11 +110,10 @@ impl NeuralClassifier {
         ))
     }
 
-    /// Predict every cell of `query`. Its genes are matched by name: genes the model reads
-    /// but the query lacks count as unexpressed, extra genes are ignored. The query must
-    /// hold the same kind of values (counts or log-normalized) as the reference did.
-    pub fn predict(&self, query: &Dataset) -> Result<Prediction> {
-        self.predict_stream(query, 0)
+    /// What training did (steps, validation scores, learning curves), when this object
+    /// was fitted by [`ClassifierParams`] (not after [`NeuralClassifier::load`]).
+    pub fn fit_report(&self) -> Option<&FitReport> {
+        self.report.as_ref()
     }
 
     /// [`NeuralClassifier::predict`] with tokenization randomness (binning ties, gene
@@ -221,11 +224,69 @@ impl NeuralClassifier {
         store.assign_from(&weights)?;
         Ok(Self {
             meta,
+            report: None,
             tokenizer,
             classifier,
             store,
             device,
         })
+    }
+}
+
+impl Predict for NeuralClassifier {
+    /// Predict every cell of `query`. Its genes are matched by name: genes the model reads
+    /// but the query lacks count as unexpressed, extra genes are ignored. The query must
+    /// hold the same kind of values (counts or log-normalized) as the reference did.
+    fn predict(&self, query: &Dataset) -> Result<Prediction> {
+        self.predict_stream(query, 0)
+    }
+}
+
+/// Parameters of a neural classifier: its architecture and a profile (`[train]` plus
+/// `[models.*]`, e.g. [`TrainConfig::load`] of `configs/quick.toml`).
+#[derive(Debug, Clone)]
+pub struct ClassifierParams {
+    kind: ModelKind,
+    cfg: TrainConfig,
+    seed: u64,
+    pretrain: bool,
+}
+
+impl ClassifierParams {
+    /// `kind` trained with `cfg`; seed 0, pretraining on.
+    pub fn new(kind: ModelKind, cfg: TrainConfig) -> Self {
+        Self {
+            kind,
+            cfg,
+            seed: 0,
+            pretrain: true,
+        }
+    }
+    /// Seed of every random step (split, initialisation, batches, tokenization), defaults to 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Masked-modelling pretraining on the reference before fine-tuning, defaults to true.
+    pub fn pretrain(mut self, pretrain: bool) -> Self {
+        self.pretrain = pretrain;
+        self
+    }
+}
+
+impl Fit for ClassifierParams {
+    type Fitted = NeuralClassifier;
+
+    /// [`fit_classifier`](super::fit_classifier); the report is kept in the classifier.
+    fn fit(&self, reference: &Dataset, labels: &crate::data::Labels) -> Result<NeuralClassifier> {
+        let opts = super::PipelineOptions {
+            no_pretrain: !self.pretrain,
+            ..Default::default()
+        };
+        let (mut model, report) =
+            super::fit_classifier(self.kind, &self.cfg, reference, labels, self.seed, &opts)?;
+        model.report = Some(report);
+        Ok(model)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::data::{Dataset, Labels};
 use crate::error::Result;
 use crate::eval::metrics::evaluate;
 use crate::eval::Prediction;
+use crate::traits::{Fit, Predict};
 use serde::{Deserialize, Serialize};
 
 /// Largest shortfall of validation accuracy against logistic regression that passes
@@ -99,10 +100,7 @@ pub fn logistic_validation_scores(
         codes: split.train_rows.iter().map(|&r| labels.codes[r]).collect(),
         classes: labels.classes.clone(),
     };
-    let params = LogisticParams {
-        seed,
-        ..LogisticParams::default()
-    };
+    let params = LogisticParams::new().seed(seed);
     let fitted = params.fit(&reference.select_cells(&split.train_rows), &train_labels)?;
     let pred = fitted.predict(&reference.select_cells(&split.val_rows))?;
     let truth: Vec<Option<&str>> = split.val_rows.iter().map(|&r| labels.name(r)).collect();

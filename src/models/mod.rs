@@ -31,7 +31,7 @@ mod toy;
 pub mod trainer;
 pub mod tune;
 
-pub use classifier::NeuralClassifier;
+pub use classifier::{ClassifierParams, NeuralClassifier};
 pub use config::{ModelsConfig, TrainConfig};
 pub use pipeline::{
     fit_classifier, train_and_predict, train_and_predict_many, FitReport, PipelineOptions,

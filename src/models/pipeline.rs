@@ -525,6 +525,7 @@ mod tests {
     #[test]
     fn tuning_keeps_the_lowest_validation_loss() {
         use crate::models::tune::{tune, TuneGrid};
+        use crate::traits::Predict;
         let (reference, query, labels) = tiny();
         let mut cfg = smoke_config();
         cfg.train.pretrain_steps = 2;

@@ -209,7 +209,7 @@ impl StudyConfig {
             ));
         }
         for m in &self.methods {
-            if !KNOWN_METHODS.contains(&m.as_str()) {
+            if m.parse::<crate::study::methods::Method>().is_err() {
                 return Err(Error::param(
                     "study.methods",
                     format!("unknown method '{m}'; known: {}", KNOWN_METHODS.join(", ")),

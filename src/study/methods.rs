@@ -8,6 +8,7 @@ use crate::eval::Prediction;
 use crate::models::tune::{tune, TuneGrid, TuneReport};
 use crate::models::{fit_classifier, ModelKind, PipelineOptions, TrainConfig};
 use crate::study::config::NoiseCondition;
+use crate::traits::Predict;
 
 /// Model settings of a profile, and the text of each method's settings (for cache keys).
 #[derive(Debug, Clone)]
@@ -142,19 +143,63 @@ fn content_hash(ds: &Dataset) -> u64 {
 /// one shared `[train]` section for every model, as in the study.
 pub const TUNED_SUFFIX: &str = "-tuned";
 
-/// True for a neural method of the tuned arm.
+/// A study method, parsed once from its name (`seurat`, `scgpt`, `scgpt-tuned`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A statistical baseline.
+    Baseline(BaselineMethod),
+    /// A neural model in the identical (`tuned: false`) or the tuned arm.
+    Neural { kind: ModelKind, tuned: bool },
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if let Ok(b) = s.parse::<BaselineMethod>() {
+            return Ok(Method::Baseline(b));
+        }
+        let (name, tuned) = match s.strip_suffix(TUNED_SUFFIX) {
+            Some(n) => (n, true),
+            None => (s, false),
+        };
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .map(|kind| Method::Neural { kind, tuned })
+            .ok_or_else(|| {
+                Error::param(
+                    "method",
+                    format!(
+                        "unknown method '{s}'; known: {}",
+                        crate::study::config::KNOWN_METHODS.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl Method {
+    /// The neural architecture, `None` for a baseline.
+    pub fn kind(&self) -> Option<ModelKind> {
+        match self {
+            Method::Neural { kind, .. } => Some(*kind),
+            Method::Baseline(_) => None,
+        }
+    }
+    /// True for the tuned arm.
+    pub fn is_tuned(&self) -> bool {
+        matches!(self, Method::Neural { tuned: true, .. })
+    }
+}
+
+/// True for a neural method of the tuned arm (false for unknown names).
 pub fn is_tuned(method: &str) -> bool {
-    method.ends_with(TUNED_SUFFIX)
+    method.parse::<Method>().is_ok_and(|m| m.is_tuned())
 }
 
 /// The architecture behind a neural method name of either arm.
 pub fn model_kind(method: &str) -> Option<ModelKind> {
-    match method.strip_suffix(TUNED_SUFFIX).unwrap_or(method) {
-        "scgpt" => Some(ModelKind::ScGpt),
-        "geneformer" => Some(ModelKind::Geneformer),
-        "scmamba2" => Some(ModelKind::ScMamba2),
-        _ => None,
-    }
+    method.parse::<Method>().ok().and_then(|m| m.kind())
 }
 
 /// Predictions for each query, and the model size for neural methods.
@@ -184,13 +229,8 @@ pub fn run_method(
     seed: u64,
     progress: bool,
 ) -> Result<MethodOutcome> {
-    let baseline = match method {
-        "seurat" => Some(BaselineMethod::Seurat),
-        "logistic" => Some(BaselineMethod::Logistic),
-        "knn" => Some(BaselineMethod::Knn),
-        _ => None,
-    };
-    if let Some(BaselineMethod::Seurat) = baseline {
+    let parsed: Method = method.parse()?;
+    if parsed == Method::Baseline(BaselineMethod::Seurat) {
         let predictions = queries
             .iter()
             .map(|q| fit_predict(BaselineMethod::Seurat, reference, labels, q, seed))
@@ -204,17 +244,19 @@ pub fn run_method(
         });
     }
     let stacked = stack_cells(queries)?;
-    let (pred, n_params, gate, curve, tune) = if let Some(b) = baseline {
-        (
-            fit_predict(b, reference, labels, &stacked, seed)?,
-            None,
-            None,
-            Vec::new(),
-            None,
-        )
-    } else {
-        let kind = model_kind(method)
-            .ok_or_else(|| Error::param("method", format!("unknown method '{method}'")))?;
+    let (kind, tuned) = match parsed {
+        Method::Baseline(b) => {
+            return Ok(MethodOutcome {
+                predictions: unstack(&fit_predict(b, reference, labels, &stacked, seed)?, queries),
+                n_params: None,
+                gate: None,
+                learning_curve: Vec::new(),
+                tune: None,
+            })
+        }
+        Method::Neural { kind, tuned } => (kind, tuned),
+    };
+    let (pred, n_params, gate, curve, tune) = {
         let cfg = ctx.train.as_ref().ok_or_else(|| {
             Error::param(
                 "train",
@@ -228,7 +270,7 @@ pub fn run_method(
             };
             fit_classifier(kind, c, reference, labels, seed, &opts)
         };
-        let (model, fit, tune) = if is_tuned(method) {
+        let (model, fit, tune) = if tuned {
             let (m, f, t) = tune(&ctx.tune, cfg, fit_one)?;
             (m, f, Some(t))
         } else {
@@ -305,4 +347,29 @@ pub fn perturb(ds: &Dataset, cond: &NoiseCondition, seed: u64) -> Result<Dataset
         ..GaussianNoise::new(cond.fraction, cond.sigma)
     };
     Ok(noise.apply_dataset(ds, seed)?.0)
+}
+
+#[cfg(test)]
+mod method_name_tests {
+    use super::*;
+
+    /// Every known name parses and prints back through its parts; other names do not parse.
+    #[test]
+    fn known_methods_round_trip() {
+        for name in crate::study::config::KNOWN_METHODS {
+            let m: Method = name.parse().unwrap();
+            let back = match m {
+                Method::Baseline(b) => b.as_str().to_string(),
+                Method::Neural { kind, tuned } => {
+                    format!("{}{}", kind.as_str(), if tuned { TUNED_SUFFIX } else { "" })
+                }
+            };
+            assert_eq!(back, name);
+        }
+        assert_eq!(model_kind("scgpt-tuned"), Some(ModelKind::ScGpt));
+        assert!(is_tuned("geneformer-tuned") && !is_tuned("geneformer"));
+        for bad in ["mamba", "Seurat", "knn-tuned", "scgpt-tuned-tuned", ""] {
+            assert!(bad.parse::<Method>().is_err(), "{bad}");
+        }
+    }
 }

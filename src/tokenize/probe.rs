@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::pp::log_normalize;
 use crate::tokenize::rank::rank_encoding_input;
 use crate::tokenize::{BinningTokenizer, FittedRank, RankTokenizerParams};
+use crate::traits::{Fit, Predict};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -111,10 +112,7 @@ pub fn token_probe(
             ("rank", with_view(ds, ranked)),
         ])
     };
-    let params = LogisticParams {
-        seed,
-        ..Default::default()
-    };
+    let params = LogisticParams::new().seed(seed);
     let fitted = views(reference)?
         .into_iter()
         .map(|(name, v)| Ok((name, params.fit(&v, labels)?)))
