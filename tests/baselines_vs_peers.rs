@@ -5,8 +5,8 @@
 //! Accuracy is computed on query cells whose true label is a reference class; the number
 //! skipped is printed. Run with `--nocapture` to see the numbers.
 
-use scrobust::baseline::annoy::AnnoyParams;
-use scrobust::baseline::neighbors::NeighborMethod;
+use scrobust::baseline::AnnoyParams;
+use scrobust::baseline::NeighborMethod;
 use scrobust::baseline::{fit_predict, BaselineMethod, SeuratParams};
 use scrobust::data::h5ad::{read_h5ad, ReadOptions};
 use scrobust::data::{Dataset, Labels};

@@ -3,13 +3,13 @@
 //! share: the reference PCA (on [`crate::pp`]) and query projection
 //! ([`reference_pca`]), exact neighbour search ([`neighbors`]) and anchors ([`anchors`]).
 
-pub mod anchors;
-pub mod annoy;
-pub mod knn;
-pub mod label_transfer;
-pub mod logistic;
-pub mod neighbors;
-pub mod reference_pca;
+mod anchors;
+mod annoy;
+mod knn;
+mod label_transfer;
+mod logistic;
+mod neighbors;
+mod reference_pca;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -17,8 +17,11 @@ use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::traits::{Fit, Predict};
+pub use annoy::AnnoyParams;
 pub use knn::{Knn, KnnParams};
-pub use label_transfer::{SeuratParams, SeuratTransfer};
+pub use neighbors::NeighborMethod;
+pub use reference_pca::{ReferencePca, ReferencePcaParams};
+pub use label_transfer::{SeuratParams, SeuratTransfer, TransferResult};
 pub use logistic::{LogisticParams, LogisticRegression};
 
 /// Which baseline to run.

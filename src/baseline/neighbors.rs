@@ -85,6 +85,7 @@ impl PartialNeighbors {
     }
 
     /// Every point's neighbours (point `i` in row `i`).
+    #[cfg(test)]
     pub fn full(nn: Neighbors) -> Self {
         let row_of = (0..nn.n_query()).collect();
         Self { nn, row_of }

@@ -8,7 +8,7 @@ use crate::data::split::{align_genes, conform_genes};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::gate::{competence_gate, single_class_prediction, GateReport};
-use crate::models::pipeline::{fit_classifier, PipelineOptions, TrainOutcome};
+use crate::models::{fit_classifier, PipelineOptions, TrainOutcome};
 use crate::models::{DataShape, ModelKind, TrainConfig};
 use crate::traits::Predict;
 use std::path::PathBuf;

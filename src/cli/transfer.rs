@@ -7,8 +7,8 @@
 //! `n_anchors` (Seurat) and warnings. The prediction CSV and the annotated query h5ad
 //! (`--out-h5ad`) are written atomically.
 
-use crate::baseline::annoy::AnnoyParams;
-use crate::baseline::neighbors::NeighborMethod;
+use crate::baseline::AnnoyParams;
+use crate::baseline::NeighborMethod;
 use crate::baseline::{
     restrict_to_query_genes, BaselineMethod, KnnParams, LogisticParams, SeuratParams,
 };

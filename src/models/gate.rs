@@ -11,7 +11,7 @@
 //! query scores say little about the architecture.
 
 use super::pipeline::{FitReport, ReferenceSplit};
-use crate::baseline::logistic::LogisticParams;
+use crate::baseline::LogisticParams;
 use crate::data::{Dataset, Labels};
 use crate::error::Result;
 use crate::eval::metrics::evaluate;

@@ -57,9 +57,7 @@ impl Module for LayerNorm {
     }
 }
 
-/// Softmax over the last dimension with a backward pass (fused kernel on CPU, see
-/// [`super::fused`]).
-pub use super::fused::{attention_probs, softmax_last};
+use super::fused::attention_probs;
 
 /// A shared, reseedable RNG for dropout masks. The trainer reseeds it from (seed, step)
 /// before each step, so a resumed run draws the same masks as an uninterrupted one.
@@ -341,7 +339,7 @@ mod tests {
         {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        let s: Vec<f32> = softmax_last(&x)
+        let s: Vec<f32> = crate::models::fused::softmax_last(&x)
             .unwrap()
             .flatten_all()
             .unwrap()

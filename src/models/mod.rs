@@ -8,27 +8,33 @@
 //! Every model maps a [`ModelInput`] (gene ids, values, padding mask) to hidden states
 //! `(b, l, d)`; the classifier reads the first token (`<cls>`).
 
-pub mod checkpoint;
+mod checkpoint;
 mod classifier;
 pub mod config;
+// The training-step building blocks are public only for `examples/train_throughput`
+// (the throughput bench against PyTorch); they are not part of the library's API.
+#[doc(hidden)]
 pub mod finetune;
-pub mod fit;
+mod fit;
 pub(crate) mod fused;
 pub mod gate;
-pub mod geneformer;
-pub mod genes;
+mod geneformer;
+mod genes;
+#[doc(hidden)]
 pub mod heads;
-pub mod layers;
+mod layers;
 pub mod mamba2;
+#[doc(hidden)]
 pub mod optim;
+#[doc(hidden)]
 pub mod params;
-pub mod pipeline;
-pub mod pretrain;
-pub mod scgpt;
-pub mod scmamba2;
+mod pipeline;
+mod pretrain;
+mod scgpt;
+mod scmamba2;
 #[cfg(test)]
 mod toy;
-pub mod trainer;
+mod trainer;
 pub mod tune;
 
 pub use classifier::{ClassifierParams, NeuralClassifier};
