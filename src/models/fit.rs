@@ -20,7 +20,8 @@ use super::trainer::{run_stage, step_seed, StageResult, StageSpec};
 use super::{build_encoder, build_pretrain_head, DataShape, ModelKind, TrainConfig};
 use crate::error::Result;
 use crate::tokenize::collate::Batch;
-use candle_core::Device;
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
@@ -77,13 +78,64 @@ pub fn fit(
     opts: &FitOptions,
     device: &Device,
 ) -> Result<Fitted> {
-    let p = &cfg.train;
-    let checkpoints = opts.checkpoint_dir.map(Checkpointer::new).transpose()?;
-    let mut pretrained = None;
-    let mut pretrain_result = None;
-    if !opts.no_pretrain && p.pretrain_steps > 0 {
-        let store = ParamStore::new(step_seed(seed, "init-pretrain", 0), device);
-        let encoder = build_encoder(kind, &cfg.models, data.shape, store.vb())?;
+    let run = FitRun {
+        kind,
+        cfg,
+        data,
+        seed,
+        opts,
+        device,
+        checkpoints: opts.checkpoint_dir.map(Checkpointer::new).transpose()?,
+    };
+    let pretrained = if !opts.no_pretrain && cfg.train.pretrain_steps > 0 {
+        Some(run.pretrain()?)
+    } else {
+        None
+    };
+    let (result, weights) = pretrained.unzip();
+    let mut fitted = run.finetune(weights.as_ref())?;
+    fitted.pretrain = result;
+    Ok(fitted)
+}
+
+/// Everything both stages of one [`fit`] share.
+struct FitRun<'a> {
+    kind: ModelKind,
+    cfg: &'a TrainConfig,
+    data: &'a FitData,
+    seed: u64,
+    opts: &'a FitOptions<'a>,
+    device: &'a Device,
+    checkpoints: Option<Checkpointer>,
+}
+
+impl FitRun<'_> {
+    /// The stage spec both stages run under: `name` and its step budget.
+    fn stage_spec<'s>(
+        &'s self,
+        name: &'static str,
+        total_steps: usize,
+        store: &'s ParamStore,
+        stop_after: Option<usize>,
+    ) -> StageSpec<'s> {
+        StageSpec {
+            name,
+            model: self.kind.as_str(),
+            total_steps,
+            params: &self.cfg.train,
+            store,
+            checkpoints: self.checkpoints.as_ref(),
+            stop_after,
+            progress: self.opts.progress,
+        }
+    }
+
+    /// Pretrain encoder + pretraining head in their own store; returns the stage and a
+    /// snapshot of every weight (fine-tuning keeps only the encoder's).
+    fn pretrain(&self) -> Result<(StageResult, HashMap<String, Tensor>)> {
+        let (kind, data, p) = (self.kind, self.data, &self.cfg.train);
+        let store = ParamStore::new(step_seed(self.seed, "init-pretrain", 0), self.device);
+        let encoder = build_encoder(kind, &self.cfg.models, data.shape, store.vb())?;
         let head = build_pretrain_head(kind, encoder.d_model(), data.shape, store.vb())?;
         let token_masking = (kind == ModelKind::Geneformer)
             .then(|| (data.shape.vocab_size as u32, data.gene_ids.clone()));
@@ -102,68 +154,62 @@ pub fn fit(
             has_cls: true,
             token_masking,
             value_scale: p.n_bins.saturating_sub(1).max(1) as f32,
-            seed,
-            device,
+            seed: self.seed,
+            device: self.device,
         };
-        let spec = StageSpec {
-            name: "pretrain",
-            model: kind.as_str(),
-            total_steps: p.pretrain_steps,
-            params: p,
-            store: &store,
-            checkpoints: checkpoints.as_ref(),
-            stop_after: None,
-            progress: opts.progress,
-        };
-        pretrain_result = Some(run_stage(&spec, &mut task)?);
-        pretrained = Some(store.snapshot()?);
+        let spec = self.stage_spec("pretrain", p.pretrain_steps, &store, None);
+        let result = run_stage(&spec, &mut task)?;
+        Ok((result, store.snapshot()?))
     }
-    let store = ParamStore::new(step_seed(seed, "init-finetune", 0), device);
-    let encoder = build_encoder(kind, &cfg.models, data.shape, store.vb())?;
-    let head = ClsDecoder::new(
-        encoder.d_model(),
-        p.n_layers_cls,
-        data.n_classes,
-        store.vb().pp("cls_head"),
-    )?;
-    let n_params = store.n_params()?;
-    if let Some(weights) = &pretrained {
-        let encoder_only = weights
-            .iter()
-            .filter(|(k, _)| k.starts_with("encoder."))
-            .map(|(k, t)| (k.clone(), t.clone()))
-            .collect();
-        store.assign_from(&encoder_only)?;
+
+    /// Build encoder + classification head in a fresh store, copy the pretrained
+    /// `encoder.*` weights in when there are any, and fine-tune. `n_params` is counted
+    /// before the copy, which changes values only.
+    fn finetune(&self, pretrained: Option<&HashMap<String, Tensor>>) -> Result<Fitted> {
+        let (data, p) = (self.data, &self.cfg.train);
+        let store = ParamStore::new(step_seed(self.seed, "init-finetune", 0), self.device);
+        let encoder = build_encoder(self.kind, &self.cfg.models, data.shape, store.vb())?;
+        let head = ClsDecoder::new(
+            encoder.d_model(),
+            p.n_layers_cls,
+            data.n_classes,
+            store.vb().pp("cls_head"),
+        )?;
+        let n_params = store.n_params()?;
+        if let Some(weights) = pretrained {
+            let encoder_only = weights
+                .iter()
+                .filter(|(k, _)| k.starts_with("encoder."))
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect();
+            store.assign_from(&encoder_only)?;
+        }
+        let classifier = Classifier { encoder, head };
+        let mut task = FinetuneTask::new(
+            &classifier,
+            &data.train,
+            &data.val,
+            p.batch_size,
+            p.class_balance,
+            data.n_classes,
+            self.seed,
+            self.device,
+        )?;
+        let spec = self.stage_spec(
+            "finetune",
+            p.finetune_steps,
+            &store,
+            self.opts.stop_finetune_after,
+        );
+        let finetune = run_stage(&spec, &mut task)?;
+        Ok(Fitted {
+            classifier,
+            store,
+            n_params,
+            pretrain: None,
+            finetune,
+        })
     }
-    let classifier = Classifier { encoder, head };
-    let mut task = FinetuneTask::new(
-        &classifier,
-        &data.train,
-        &data.val,
-        p.batch_size,
-        p.class_balance,
-        data.n_classes,
-        seed,
-        device,
-    )?;
-    let spec = StageSpec {
-        name: "finetune",
-        model: kind.as_str(),
-        total_steps: p.finetune_steps,
-        params: p,
-        store: &store,
-        checkpoints: checkpoints.as_ref(),
-        stop_after: opts.stop_finetune_after,
-        progress: opts.progress,
-    };
-    let finetune = run_stage(&spec, &mut task)?;
-    Ok(Fitted {
-        classifier,
-        store,
-        n_params,
-        pretrain: pretrain_result,
-        finetune,
-    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -176,31 +177,11 @@ impl Figure for ForestFigure {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (w, _) = root.dim_in_pixel();
-        let mut entries = vec![
-            (
-                "pooled (95% cluster bootstrap)".to_string(),
-                INK,
-                Swatch::Line(Mark::Circle),
-            ),
-            (
-                "published".to_string(),
-                RGBColor(213, 94, 0),
-                Swatch::Marker(Mark::Diamond),
-            ),
-        ];
-        for (i, d) in self.datasets.iter().enumerate() {
-            entries.push((d.clone(), series_color(i), Swatch::Marker(Mark::Circle)));
-        }
+        let entries = self.legend_entries();
         let names: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
         let (legend, body) = root.split_vertically(legend_height(&names, w));
         draw_legend(&legend, &entries)?;
-        let values = self
-            .rows
-            .iter()
-            .flat_map(|r| [r.mean, r.ci_low, r.ci_high, r.published]);
-        let (lo, hi) = values
-            .filter(|v| v.is_finite())
-            .fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = self.value_range();
         let pad = ((hi - lo) * 0.06).max(1.0);
         let n = self.claims.len();
         let mut chart = ChartBuilder::on(&body)
@@ -232,42 +213,93 @@ impl Figure for ForestFigure {
             INK.stroke_width(1),
         )))?;
         for r in &self.rows {
-            let Some(i) = self.claims.iter().position(|c| c == &r.claim) else {
-                continue;
-            };
-            let y0 = (n - 1 - i) as f64;
-            let (y, color, size) = match &r.dataset {
-                None => (y0, INK, 6),
-                Some(d) => {
-                    let k = self.datasets.iter().position(|x| x == d).unwrap_or(0);
-                    let off = 0.3 * (k as f64 + 1.0) / (self.datasets.len() as f64 + 1.0);
-                    (y0 - off, series_color(k), 4)
-                }
-            };
-            if r.ci_low.is_finite() && r.ci_high.is_finite() {
-                let width = if r.dataset.is_none() { 3 } else { 1 };
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(r.ci_low, y), (r.ci_high, y)],
-                    color.stroke_width(width),
-                )))?;
+            self.draw_row(&mut chart, r, pad)?;
+        }
+        Ok(())
+    }
+}
+
+/// The forest plot's chart: effect (x) against claim row (y), both continuous.
+type ForestChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+impl ForestFigure {
+    /// Legend: the pooled estimate, the published value, then one colour per data set.
+    fn legend_entries(&self) -> Vec<(String, RGBColor, Swatch)> {
+        let mut entries = vec![
+            (
+                "pooled (95% cluster bootstrap)".to_string(),
+                INK,
+                Swatch::Line(Mark::Circle),
+            ),
+            (
+                "published".to_string(),
+                RGBColor(213, 94, 0),
+                Swatch::Marker(Mark::Diamond),
+            ),
+        ];
+        for (i, d) in self.datasets.iter().enumerate() {
+            entries.push((d.clone(), series_color(i), Swatch::Marker(Mark::Circle)));
+        }
+        entries
+    }
+
+    /// Smallest and largest finite value to show (means, interval ends, published
+    /// effects), always spanning zero so the no-effect line is on the chart.
+    fn value_range(&self) -> (f64, f64) {
+        let values = self
+            .rows
+            .iter()
+            .flat_map(|r| [r.mean, r.ci_low, r.ci_high, r.published]);
+        values
+            .filter(|v| v.is_finite())
+            .fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)))
+    }
+
+    /// One estimate: its interval and mean, the pooled one on the claim's row and each
+    /// data set's just below it; on a pooled row also the published effect, as a diamond
+    /// whose width follows the x padding `pad`.
+    fn draw_row<DB: DrawingBackend>(
+        &self,
+        chart: &mut ForestChart<DB>,
+        r: &ForestRow,
+        pad: f64,
+    ) -> DrawResult<DB> {
+        let n = self.claims.len();
+        let Some(i) = self.claims.iter().position(|c| c == &r.claim) else {
+            return Ok(());
+        };
+        let y0 = (n - 1 - i) as f64;
+        let (y, color, size) = match &r.dataset {
+            None => (y0, INK, 6),
+            Some(d) => {
+                let k = self.datasets.iter().position(|x| x == d).unwrap_or(0);
+                let off = 0.3 * (k as f64 + 1.0) / (self.datasets.len() as f64 + 1.0);
+                (y0 - off, series_color(k), 4)
             }
-            chart.draw_series(std::iter::once(Circle::new(
-                (r.mean, y),
-                size,
-                color.filled(),
+        };
+        if r.ci_low.is_finite() && r.ci_high.is_finite() {
+            let width = if r.dataset.is_none() { 3 } else { 1 };
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(r.ci_low, y), (r.ci_high, y)],
+                color.stroke_width(width),
             )))?;
-            if r.dataset.is_none() && r.published.is_finite() {
-                let p = r.published;
-                chart.draw_series(std::iter::once(Polygon::new(
-                    vec![
-                        (p, y0 + 0.22),
-                        (p + pad * 0.12, y0),
-                        (p, y0 - 0.22),
-                        (p - pad * 0.12, y0),
-                    ],
-                    RGBColor(213, 94, 0).filled(),
-                )))?;
-            }
+        }
+        chart.draw_series(std::iter::once(Circle::new(
+            (r.mean, y),
+            size,
+            color.filled(),
+        )))?;
+        if r.dataset.is_none() && r.published.is_finite() {
+            let p = r.published;
+            chart.draw_series(std::iter::once(Polygon::new(
+                vec![
+                    (p, y0 + 0.22),
+                    (p + pad * 0.12, y0),
+                    (p, y0 - 0.22),
+                    (p - pad * 0.12, y0),
+                ],
+                RGBColor(213, 94, 0).filled(),
+            )))?;
         }
         Ok(())
     }

@@ -91,29 +91,72 @@ impl Figure for HeatmapFigure {
     }
 }
 
+/// Where a panel's grid lies: its top-left corner, cell side and number of classes.
+#[derive(Clone, Copy)]
+struct PanelGrid {
+    x0: i32,
+    y0: i32,
+    /// Cell side in pixels.
+    s: i32,
+    /// Number of classes (rows and columns).
+    k: i32,
+}
+
+impl PanelGrid {
+    /// Side of the whole grid in pixels.
+    fn side(&self) -> i32 {
+        self.s * self.k
+    }
+}
+
 impl HeatmapFigure {
+    fn grid(&self, panel: &Panel) -> PanelGrid {
+        PanelGrid {
+            x0: 34 + self.label_px,
+            y0: TITLE_H,
+            s: self.cell,
+            k: panel.labels.len() as i32,
+        }
+    }
+
+    /// Title, cells, grid border, then class labels and axis titles: in that order, so
+    /// the border is drawn over the cells.
     fn draw_panel<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
         panel: &Panel,
     ) -> DrawResult<DB> {
-        let k = panel.labels.len() as i32;
-        let s = self.cell;
-        let x0 = 34 + self.label_px;
-        let y0 = TITLE_H;
-        let grid_w = s * k;
+        let g = self.grid(panel);
+        let grid_w = g.side();
         let centre = Pos::new(HPos::Center, VPos::Center);
         area.draw(&Text::new(
             panel.method.clone(),
-            (x0 + grid_w / 2, TITLE_H / 2),
+            (g.x0 + grid_w / 2, TITLE_H / 2),
             text(TITLE_PX).pos(centre),
         ))?;
+        Self::draw_cells(area, panel, g)?;
+        area.draw(&Rectangle::new(
+            [(g.x0, g.y0), (g.x0 + grid_w, g.y0 + grid_w)],
+            INK.stroke_width(1),
+        ))?;
+        self.draw_labels(area, panel, g)
+    }
+
+    /// One coloured cell per (true, predicted) class, with its percentage when cells are
+    /// big enough to hold it; rows without true cells are grey.
+    fn draw_cells<DB: DrawingBackend>(
+        area: &DrawingArea<DB, Shift>,
+        panel: &Panel,
+        g: PanelGrid,
+    ) -> DrawResult<DB> {
+        let (k, s) = (g.k, g.s);
+        let centre = Pos::new(HPos::Center, VPos::Center);
         let show_values = s >= 26;
         // With many classes, small shares are left to the colour so the big ones stand out.
         let min_shown = if k > 12 { 0.03 } else { 0.0 };
         for (r, row) in panel.rows.iter().enumerate() {
             for c in 0..k {
-                let (cx, cy) = (x0 + c * s, y0 + r as i32 * s);
+                let (cx, cy) = (g.x0 + c * s, g.y0 + r as i32 * s);
                 let v = row.as_ref().map(|row| row[c as usize]);
                 let fill = v.map_or(GRID, sequential);
                 area.draw(&Rectangle::new([(cx, cy), (cx + s, cy + s)], fill.filled()))?;
@@ -139,11 +182,19 @@ impl HeatmapFigure {
                 }
             }
         }
-        area.draw(&Rectangle::new(
-            [(x0, y0), (x0 + grid_w, y0 + grid_w)],
-            INK.stroke_width(1),
-        ))?;
-        // Class labels: true classes left of the rows, predicted classes rotated below.
+        Ok(())
+    }
+
+    /// Class labels (true classes left of the rows, predicted classes rotated below) and
+    /// the two axis titles.
+    fn draw_labels<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        panel: &Panel,
+        g: PanelGrid,
+    ) -> DrawResult<DB> {
+        let (x0, y0, s, grid_w) = (g.x0, g.y0, g.s, g.side());
+        let centre = Pos::new(HPos::Center, VPos::Center);
         let right = Pos::new(HPos::Right, VPos::Center);
         for (i, label) in panel.labels.iter().enumerate() {
             let mid = i as i32 * s + s / 2;

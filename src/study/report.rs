@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::eval::summarize_over_seeds;
 use crate::study::claims::{evaluate_claims, pretty, ClaimResult};
+use crate::study::config::NoiseCondition;
 use crate::study::runner::RunRecord;
 use crate::study::write_atomic;
 use std::fmt::Write as _;
@@ -149,6 +150,19 @@ fn scale_section(s: &mut String, records: &[RunRecord]) {
 /// The Markdown report.
 pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     let mut s = String::new();
+    header_section(&mut s, records, ctx);
+    clean_section(&mut s, records);
+    noise_section(&mut s, records);
+    gate_section(&mut s, records);
+    tune_section(&mut s, records);
+    claims_section(&mut s, records);
+    figures_section(&mut s, ctx);
+    s
+}
+
+/// Title, what the report reproduces, the scale verdict, provenance (command, config hash,
+/// code version, wall time) and the data notes.
+fn header_section(s: &mut String, records: &[RunRecord], ctx: &ReportContext) {
     let _ = writeln!(s, "# scrobust report: profile `{}`\n", ctx.profile_name);
     let _ = writeln!(
         s,
@@ -156,7 +170,7 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
          (bioRxiv 10.1101/2025.06.26.661767) on the data sets below. Every number is measured by this run \
          or read from its cache (`runs/`, keyed by a hash of config, data and code version).\n"
     );
-    scale_section(&mut s, records);
+    scale_section(s, records);
     let _ = writeln!(s, "- command: `{}`", ctx.command);
     let _ = writeln!(s, "- config hash: `{}`", ctx.config_hash);
     let _ = writeln!(
@@ -179,7 +193,10 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
         }
         s.push('\n');
     }
+}
 
+/// The clean table: one row per (data set, method) over its noise-free grid cells.
+fn clean_section(s: &mut String, records: &[RunRecord]) {
     let _ = writeln!(s, "## Clean accuracy and macro F1\n");
     let _ = writeln!(s, "Mean ± sd over seeds with a 95% t-interval; `ᵇ` marks a single seed, shown with its bootstrap 95% CI over query cells.\n");
     let _ = writeln!(
@@ -189,121 +206,134 @@ pub fn report_markdown(records: &[RunRecord], ctx: &ReportContext) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|");
     for d in datasets(records) {
         for m in methods(records) {
-            let rs: Vec<&RunRecord> = records
-                .iter()
-                .filter(|r| {
-                    r.dataset == d
-                        && r.method == m
-                        && (r.noise.fraction == 0.0 || r.noise.sigma == 0.0)
-                })
-                .collect();
-            if rs.is_empty() {
-                continue;
-            }
-            let acc: Vec<(f64, (f64, f64))> = rs
-                .iter()
-                .map(|r| (r.report.accuracy, r.accuracy_ci))
-                .collect();
-            let f1: Vec<(f64, (f64, f64))> = rs
-                .iter()
-                .map(|r| (r.report.macro_f1, r.macro_f1_ci))
-                .collect();
-            let secs = rs.iter().map(|r| r.seconds).sum::<f64>() / rs.len() as f64;
-            let params = rs[0]
-                .n_params
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "–".into());
-            let _ = writeln!(
-                s,
-                "| {d} | {} | {} | {} | {params} | {secs:.1} |",
-                pretty(&m),
-                cell(&acc),
-                cell(&f1)
-            );
+            clean_row(s, records, &d, &m);
         }
     }
     s.push('\n');
+}
 
+/// One row of the clean table; nothing when the pair has no clean grid cell.
+fn clean_row(s: &mut String, records: &[RunRecord], d: &str, m: &str) {
+    let rs: Vec<&RunRecord> = records
+        .iter()
+        .filter(|r| {
+            r.dataset == d && r.method == m && (r.noise.fraction == 0.0 || r.noise.sigma == 0.0)
+        })
+        .collect();
+    if rs.is_empty() {
+        return;
+    }
+    let acc: Vec<(f64, (f64, f64))> = rs
+        .iter()
+        .map(|r| (r.report.accuracy, r.accuracy_ci))
+        .collect();
+    let f1: Vec<(f64, (f64, f64))> = rs
+        .iter()
+        .map(|r| (r.report.macro_f1, r.macro_f1_ci))
+        .collect();
+    let secs = rs.iter().map(|r| r.seconds).sum::<f64>() / rs.len() as f64;
+    let params = rs[0]
+        .n_params
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "–".into());
+    let _ = writeln!(
+        s,
+        "| {d} | {} | {} | {} | {params} | {secs:.1} |",
+        pretty(m),
+        cell(&acc),
+        cell(&f1)
+    );
+}
+
+/// The noise table: one row per (data set, method, noise condition), in the order the
+/// conditions first appear; absent when the run has no noisy grid cell.
+fn noise_section(s: &mut String, records: &[RunRecord]) {
     let noisy: Vec<&RunRecord> = records
         .iter()
         .filter(|r| r.noise.fraction > 0.0 && r.noise.sigma > 0.0)
         .collect();
-    if !noisy.is_empty() {
-        let _ = writeln!(s, "## Accuracy under Gaussian noise\n");
-        let _ = writeln!(s, "Noise N(0, σ²) on log1p(CP10k) values of a random fraction of cells, before tokenization (see README: noise model).\n");
-        let _ = writeln!(s, "| data set | method | fraction | σ | target | zeros perturbed | accuracy | drop vs clean (points) |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-        for d in datasets(records) {
-            for m in methods(records) {
-                let mut conds: Vec<_> = noisy
-                    .iter()
-                    .filter(|r| r.dataset == d && r.method == m)
-                    .map(|r| r.noise)
-                    .collect();
-                conds.dedup();
-                let mut seen = Vec::new();
-                for c in conds {
-                    if seen.contains(&c) {
-                        continue;
-                    }
-                    seen.push(c);
-                    let acc: Vec<(f64, (f64, f64))> = records
-                        .iter()
-                        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
-                        .map(|r| (r.report.accuracy, r.accuracy_ci))
-                        .collect();
-                    let drops: Vec<f64> = records
-                        .iter()
-                        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
-                        .filter_map(|r| {
-                            records
-                                .iter()
-                                .find(|x| {
-                                    x.dataset == d
-                                        && x.method == m
-                                        && x.seed == r.seed
-                                        && (x.noise.fraction == 0.0 || x.noise.sigma == 0.0)
-                                })
-                                .map(|x| 100.0 * (x.report.accuracy - r.report.accuracy))
-                        })
-                        .collect();
-                    let drop = if drops.is_empty() {
-                        "–".to_string()
-                    } else {
-                        match summarize_over_seeds(&drops) {
-                            Ok(sm) if sm.n > 1 => {
-                                format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1)
-                            }
-                            Ok(sm) => format!("{:.1}", sm.mean),
-                            Err(_) => "–".into(),
-                        }
-                    };
-                    let _ = writeln!(
-                        s,
-                        "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |",
-                        pretty(&m),
-                        c.fraction,
-                        c.sigma,
-                        c.target,
-                        c.perturb_zeros,
-                        cell(&acc)
-                    );
+    if noisy.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Accuracy under Gaussian noise\n");
+    let _ = writeln!(s, "Noise N(0, σ²) on log1p(CP10k) values of a random fraction of cells, before tokenization (see README: noise model).\n");
+    let _ = writeln!(s, "| data set | method | fraction | σ | target | zeros perturbed | accuracy | drop vs clean (points) |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for d in datasets(records) {
+        for m in methods(records) {
+            let mut conds: Vec<_> = noisy
+                .iter()
+                .filter(|r| r.dataset == d && r.method == m)
+                .map(|r| r.noise)
+                .collect();
+            conds.dedup();
+            let mut seen = Vec::new();
+            for c in conds {
+                if seen.contains(&c) {
+                    continue;
                 }
+                seen.push(c);
+                noise_row(s, records, &d, &m, c);
             }
         }
-        s.push('\n');
     }
+    s.push('\n');
+}
 
-    gate_section(&mut s, records);
-    tune_section(&mut s, records);
-    claims_section(&mut s, records);
+/// One row of the noise table: accuracy under condition `c`, and the drop from the clean
+/// grid cell of the same seed, summarised over seeds.
+fn noise_row(s: &mut String, records: &[RunRecord], d: &str, m: &str, c: NoiseCondition) {
+    let acc: Vec<(f64, (f64, f64))> = records
+        .iter()
+        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
+        .map(|r| (r.report.accuracy, r.accuracy_ci))
+        .collect();
+    let drops: Vec<f64> = records
+        .iter()
+        .filter(|r| r.dataset == d && r.method == m && r.noise == c)
+        .filter_map(|r| {
+            records
+                .iter()
+                .find(|x| {
+                    x.dataset == d
+                        && x.method == m
+                        && x.seed == r.seed
+                        && (x.noise.fraction == 0.0 || x.noise.sigma == 0.0)
+                })
+                .map(|x| 100.0 * (x.report.accuracy - r.report.accuracy))
+        })
+        .collect();
+    let drop = if drops.is_empty() {
+        "–".to_string()
+    } else {
+        match summarize_over_seeds(&drops) {
+            Ok(sm) if sm.n > 1 => {
+                format!("{:.1} [{:.1}, {:.1}]", sm.mean, sm.ci95.0, sm.ci95.1)
+            }
+            Ok(sm) => format!("{:.1}", sm.mean),
+            Err(_) => "–".into(),
+        }
+    };
+    let _ = writeln!(
+        s,
+        "| {d} | {} | {} | {} | {:?} | {} | {} | {drop} |",
+        pretty(m),
+        c.fraction,
+        c.sigma,
+        c.target,
+        c.perturb_zeros,
+        cell(&acc)
+    );
+}
+
+/// Every figure with its caption; absent when no figure was drawn.
+fn figures_section(s: &mut String, ctx: &ReportContext) {
     if !ctx.figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
         for f in ctx.figures {
             let _ = writeln!(s, "![{f}]({f})\n\n*{}*\n", figure_caption(f));
         }
     }
-    s
 }
 
 /// The competence gate of every clean neural fit: its reference-validation scores next to

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
 use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
-use crate::study::methods::{run_method, MethodContext};
+use crate::study::methods::{run_method, MethodContext, MethodOutcome};
 use crate::study::tasks::{load_task, Task};
 use crate::study::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -215,8 +215,34 @@ fn run_unit(
     if let Some(done) = cached {
         return Ok((done, 0));
     }
-    let (task, seed) = (u.task, u.seed);
+    // The unit's time includes perturbing its inputs.
     let started = Instant::now();
+    let (reference, queries) = perturbed_inputs(u)?;
+    let outcome = run_method(
+        ctx,
+        u.method,
+        &reference,
+        &u.task.reference_labels,
+        &queries,
+        u.seed,
+        progress,
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    let sink = RecordSink {
+        runs_dir,
+        bootstrap,
+        bar,
+    };
+    let records = sink.record(u, &outcome, seconds)?;
+    let n = records.len();
+    Ok((records, n))
+}
+
+/// The unit's reference (perturbed when a condition of its group touches the reference)
+/// and one query per condition (perturbed when it touches the query), each with the noise
+/// seed of its condition and side.
+fn perturbed_inputs(u: &Unit) -> Result<(Dataset, Vec<Dataset>)> {
+    let (task, seed) = (u.task, u.seed);
     let reference = match u.group.iter().find(|c| c.touches_reference()) {
         Some(c) => crate::study::methods::perturb(
             &task.reference,
@@ -240,56 +266,61 @@ fn run_unit(
             }
         })
         .collect::<Result<_>>()?;
-    let outcome = run_method(
-        ctx,
-        u.method,
-        &reference,
-        &task.reference_labels,
-        &queries,
-        seed,
-        progress,
-    )?;
-    let seconds = started.elapsed().as_secs_f64();
-    let mut records = Vec::with_capacity(u.group.len());
-    for ((cond, key), pred) in u.group.iter().zip(u.keys).zip(&outcome.predictions) {
-        let mut rec = score(
-            task,
-            u.method,
-            seed,
-            *cond,
-            key,
-            pred,
-            outcome.n_params,
-            seconds,
-            bootstrap,
-        )?;
-        rec.gate_passed = outcome.gate.as_ref().map(|g| g.passed);
-        rec.gate.clone_from(&outcome.gate);
-        rec.learning_curve.clone_from(&outcome.learning_curve);
-        rec.tune.clone_from(&outcome.tune);
-        log_line(
-            bar,
-            format!(
-                "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
-                rec.dataset,
-                rec.method,
+    Ok((reference, queries))
+}
+
+/// Where a unit's records go: the cache folder (one JSON per grid cell), with the
+/// bootstrap size for their intervals and the progress bar for their log lines.
+struct RecordSink<'a> {
+    runs_dir: &'a Path,
+    bootstrap: usize,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl RecordSink<'_> {
+    /// Score each of the unit's predictions into a record, log it and cache it.
+    fn record(&self, u: &Unit, outcome: &MethodOutcome, seconds: f64) -> Result<Vec<RunRecord>> {
+        let (task, seed) = (u.task, u.seed);
+        let mut records = Vec::with_capacity(u.group.len());
+        for ((cond, key), pred) in u.group.iter().zip(u.keys).zip(&outcome.predictions) {
+            let mut rec = score(
+                task,
+                u.method,
                 seed,
-                cond.fraction,
-                cond.sigma,
-                cond.target,
-                rec.report.accuracy,
-                rec.report.macro_f1,
-                seconds
-            ),
-        );
-        write_atomic(
-            &runs_dir.join(format!("{key}.json")),
-            &serde_json::to_vec_pretty(&rec).map_err(json_err)?,
-        )?;
-        records.push(rec);
+                *cond,
+                key,
+                pred,
+                outcome.n_params,
+                seconds,
+                self.bootstrap,
+            )?;
+            rec.gate_passed = outcome.gate.as_ref().map(|g| g.passed);
+            rec.gate.clone_from(&outcome.gate);
+            rec.learning_curve.clone_from(&outcome.learning_curve);
+            rec.tune.clone_from(&outcome.tune);
+            log_line(
+                self.bar,
+                format!(
+                    "{} {} seed {} noise {:.2}/{:.2} ({:?}): acc {:.3} macro F1 {:.3} [{:.1}s]",
+                    rec.dataset,
+                    rec.method,
+                    seed,
+                    cond.fraction,
+                    cond.sigma,
+                    cond.target,
+                    rec.report.accuracy,
+                    rec.report.macro_f1,
+                    seconds
+                ),
+            );
+            write_atomic(
+                &self.runs_dir.join(format!("{key}.json")),
+                &serde_json::to_vec_pretty(&rec).map_err(json_err)?,
+            )?;
+            records.push(rec);
+        }
+        Ok(records)
     }
-    let n = records.len();
-    Ok((records, n))
 }
 
 fn json_err(e: serde_json::Error) -> Error {

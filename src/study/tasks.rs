@@ -78,37 +78,7 @@ pub fn load_task(spec: &DatasetSpec, real: &[PathBuf]) -> Result<Task> {
             cells,
             genes,
             seed,
-        } => {
-            let profile: Profile = profile.parse()?;
-            let ds = simulate(&SimulateOptions {
-                profile,
-                n_cells: *cells,
-                n_genes: *genes,
-                seed: *seed,
-            })?;
-            // A simulated cell can draw no count at all; like scanpy's
-            // filter_cells(min_counts=1) on real data, such cells are dropped and counted
-            // (user files with empty cells are refused instead: they need the user's choice).
-            let expressed: Vec<usize> = (0..ds.n_obs())
-                .filter(|&r| ds.x.row(r).1.iter().any(|&v| v != 0.0))
-                .collect();
-            let n_empty = ds.n_obs() - expressed.len();
-            let ds = ds.select_cells(&expressed);
-            let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
-            let notes = vec![format!(
-                "simulated {} ({} cells x {} genes, seed {seed}; {n_empty} cells without counts dropped); reference = batch 'reference'",
-                profile_name(spec),
-                ds.n_obs(),
-                ds.n_vars()
-            )];
-            finish(
-                name,
-                &ds.select_cells(&r),
-                &ds.select_cells(&q),
-                "cell_type",
-                notes,
-            )
-        }
+        } => load_simulated_task(name, profile, *cells, *genes, *seed),
         DatasetSpec::Shared { name, task } => load_shared_task(name, task, real),
         DatasetSpec::H5ad {
             name,
@@ -133,16 +103,12 @@ pub fn load_task(spec: &DatasetSpec, real: &[PathBuf]) -> Result<Task> {
                 }
                 (None, None, Some(d)) => {
                     let ds = read_h5ad(d, &opts)?;
-                    let (ri, qi) = match (split_key, reference_values, train_fraction) {
-                        (Some(k), Some(v), None) => split_by_values(&ds, k, v)?,
-                        (None, None, Some(f)) => split_stratified(&ds.labels(label_key)?, *f, 0)?,
-                        _ => {
-                            return Err(Error::param(
-                                format!("study.datasets.{name}"),
-                                "give either split_key + reference_values or train_fraction",
-                            ))
-                        }
+                    let split = FileSplit {
+                        split_key: split_key.as_deref(),
+                        reference_values: reference_values.as_deref(),
+                        train_fraction: *train_fraction,
                     };
+                    let (ri, qi) = split_data_file(name, &ds, label_key, &split)?;
                     finish(
                         name,
                         &ds.select_cells(&ri),
@@ -160,10 +126,71 @@ pub fn load_task(spec: &DatasetSpec, real: &[PathBuf]) -> Result<Task> {
     }
 }
 
-fn profile_name(spec: &DatasetSpec) -> &str {
-    match spec {
-        DatasetSpec::Simulated { profile, .. } => profile,
-        _ => "",
+/// A simulated profile, its `batch` column splitting reference from query.
+fn load_simulated_task(
+    name: &str,
+    profile_name: &str,
+    cells: Option<usize>,
+    genes: usize,
+    seed: u64,
+) -> Result<Task> {
+    let profile: Profile = profile_name.parse()?;
+    let ds = simulate(&SimulateOptions {
+        profile,
+        n_cells: cells,
+        n_genes: genes,
+        seed,
+    })?;
+    // A simulated cell can draw no count at all; like scanpy's
+    // filter_cells(min_counts=1) on real data, such cells are dropped and counted
+    // (user files with empty cells are refused instead: they need the user's choice).
+    let expressed: Vec<usize> = (0..ds.n_obs())
+        .filter(|&r| ds.x.row(r).1.iter().any(|&v| v != 0.0))
+        .collect();
+    let n_empty = ds.n_obs() - expressed.len();
+    let ds = ds.select_cells(&expressed);
+    let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
+    let notes = vec![format!(
+        "simulated {profile_name} ({} cells x {} genes, seed {seed}; {n_empty} cells without counts dropped); reference = batch 'reference'",
+        ds.n_obs(),
+        ds.n_vars()
+    )];
+    finish(
+        name,
+        &ds.select_cells(&r),
+        &ds.select_cells(&q),
+        "cell_type",
+        notes,
+    )
+}
+
+/// How one data file is split into reference and query: by values of an obs column, or
+/// stratified by label with a training fraction.
+struct FileSplit<'a> {
+    split_key: Option<&'a str>,
+    reference_values: Option<&'a [String]>,
+    train_fraction: Option<f64>,
+}
+
+/// Reference and query row indices of one data file; exactly one way of splitting must
+/// be given.
+fn split_data_file(
+    name: &str,
+    ds: &Dataset,
+    label_key: &str,
+    split: &FileSplit,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    match (
+        split.split_key,
+        split.reference_values,
+        split.train_fraction,
+    ) {
+        (Some(k), Some(v), None) => split_by_values(ds, k, v),
+        (None, None, Some(f)) => split_stratified(&ds.labels(label_key)?, f, 0),
+        _ => Err(Error::param(
+            format!("study.datasets.{name}"),
+            "give either split_key + reference_values or train_fraction",
+        )),
     }
 }
 

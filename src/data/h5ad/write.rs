@@ -200,6 +200,37 @@ fn write_dataframe(
 ) -> Result<()> {
     let g = w.group(file, key, "dataframe", "0.2.0", key)?;
     w.str_attr(&g, "_index", "_index", key)?;
+    write_column_order(w, &g, key, columns)?;
+    w.strings(&g, "_index", index, &format!("{key}/_index"))?;
+    for (name, col) in columns {
+        let ckey = format!("{key}/{name}");
+        if name == "_index" || name.contains('/') {
+            return Err(Error::invalid(
+                w.path.display().to_string(),
+                ckey,
+                "column name cannot be '_index' or contain '/'",
+            ));
+        }
+        match col {
+            Column::Categorical { codes, categories } => {
+                write_categorical(w, &g, name, &ckey, codes, categories)?
+            }
+            Column::Str(v) => w.strings(&g, name, v, &ckey)?,
+            Column::Float(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
+            Column::Int(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
+            Column::Bool(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
+        }
+    }
+    Ok(())
+}
+
+/// The dataframe's `column-order` attribute: the column names in order.
+fn write_column_order(
+    w: &W,
+    g: &hdf5::Group,
+    key: &str,
+    columns: &[(String, Column)],
+) -> Result<()> {
     if columns.is_empty() {
         // anndata itself writes an empty float array when there are no columns.
         g.new_attr::<f64>()
@@ -217,59 +248,52 @@ fn write_dataframe(
             .and_then(|a| a.write_raw(&names))
             .map_err(w.err(key))?;
     }
-    w.strings(&g, "_index", index, &format!("{key}/_index"))?;
-    for (name, col) in columns {
-        let ckey = format!("{key}/{name}");
-        if name == "_index" || name.contains('/') {
-            return Err(Error::invalid(
-                w.path.display().to_string(),
-                ckey,
-                "column name cannot be '_index' or contain '/'",
-            ));
-        }
-        match col {
-            Column::Categorical { codes, categories } => {
-                if let Some(c) = codes
-                    .iter()
-                    .find(|&&c| c < -1 || c as i64 >= categories.len() as i64)
-                {
-                    return Err(Error::invalid(
-                        w.path.display().to_string(),
-                        ckey,
-                        format!("categorical code {c} out of range"),
-                    ));
-                }
-                let cg = w.group(&g, name, "categorical", "0.2.0", &ckey)?;
-                cg.new_attr::<bool>()
-                    .create("ordered")
-                    .and_then(|a| a.write_scalar(&false))
-                    .map_err(w.err(&ckey))?;
-                let ck = format!("{ckey}/codes");
-                // pandas picks the smallest signed type that holds the codes.
-                match categories.len() {
-                    0..=127 => w.array(
-                        &cg,
-                        "codes",
-                        &codes.iter().map(|&c| c as i8).collect::<Vec<_>>(),
-                        &[codes.len()],
-                        &ck,
-                    )?,
-                    128..=32767 => w.array(
-                        &cg,
-                        "codes",
-                        &codes.iter().map(|&c| c as i16).collect::<Vec<_>>(),
-                        &[codes.len()],
-                        &ck,
-                    )?,
-                    _ => w.array(&cg, "codes", codes, &[codes.len()], &ck)?,
-                }
-                w.strings(&cg, "categories", categories, &format!("{ckey}/categories"))?;
-            }
-            Column::Str(v) => w.strings(&g, name, v, &ckey)?,
-            Column::Float(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
-            Column::Int(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
-            Column::Bool(v) => w.array(&g, name, v, &[v.len()], &ckey)?,
-        }
-    }
     Ok(())
+}
+
+/// A categorical column: group `name` of `g` (at `ckey`) with `ordered`, the codes and
+/// the categories. Codes are checked before anything is written.
+fn write_categorical(
+    w: &W,
+    g: &hdf5::Group,
+    name: &str,
+    ckey: &str,
+    codes: &[i32],
+    categories: &[String],
+) -> Result<()> {
+    if let Some(c) = codes
+        .iter()
+        .find(|&&c| c < -1 || c as i64 >= categories.len() as i64)
+    {
+        return Err(Error::invalid(
+            w.path.display().to_string(),
+            ckey,
+            format!("categorical code {c} out of range"),
+        ));
+    }
+    let cg = &w.group(g, name, "categorical", "0.2.0", ckey)?;
+    cg.new_attr::<bool>()
+        .create("ordered")
+        .and_then(|a| a.write_scalar(&false))
+        .map_err(w.err(ckey))?;
+    let ck = format!("{ckey}/codes");
+    // pandas picks the smallest signed type that holds the codes.
+    match categories.len() {
+        0..=127 => w.array(
+            cg,
+            "codes",
+            &codes.iter().map(|&c| c as i8).collect::<Vec<_>>(),
+            &[codes.len()],
+            &ck,
+        )?,
+        128..=32767 => w.array(
+            cg,
+            "codes",
+            &codes.iter().map(|&c| c as i16).collect::<Vec<_>>(),
+            &[codes.len()],
+            &ck,
+        )?,
+        _ => w.array(cg, "codes", codes, &[codes.len()], &ck)?,
+    }
+    w.strings(cg, "categories", categories, &format!("{ckey}/categories"))
 }

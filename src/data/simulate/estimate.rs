@@ -50,126 +50,23 @@ pub fn estimate_params_named(counts: &CsrMatrix, source: &str) -> Result<SimPara
             "values are not raw counts (non-negative integers); simulator parameters must be fitted on raw UMI counts",
         ));
     }
-    let lib_all = counts.row_sums();
-    let cells: Vec<usize> = (0..counts.n_rows()).filter(|&c| lib_all[c] > 0.0).collect();
     let n_genes = counts.n_cols();
-    if cells.len() < MIN_CELLS {
-        return Err(Error::invalid(
-            source,
-            "X",
-            format!(
-                "only {} non-empty cells; need at least {MIN_CELLS} to estimate parameters",
-                cells.len()
-            ),
-        ));
-    }
-    let n = cells.len() as f64;
-    let lib: Vec<f64> = cells.iter().map(|&c| lib_all[c]).collect();
-    let log_lib: Vec<f64> = lib.iter().map(|l| l.ln()).collect();
-    let (lib_loc, lib_sd) = mean_sd(&log_lib);
-    // E[L] = exp(loc + scale²/2): keep the MLE location and widen the scale until the
-    // mean library matches (bimodal depth, as in CBMC, otherwise halves the mean).
-    let mean_lib = lib.iter().sum::<f64>() / n;
-    let lib_scale = (2.0 * (mean_lib.ln() - lib_loc))
-        .max(0.0)
-        .sqrt()
-        .max(lib_sd);
-    let med_lib = median(&lib);
-
-    // One sparse pass: per gene, Σy, Σy², Σy·L, Σy/L and the number of non-zeros.
-    let mut sum = vec![0.0f64; n_genes];
-    let mut sum_sq = vec![0.0f64; n_genes];
-    let mut sum_yl = vec![0.0f64; n_genes];
-    let mut sum_norm = vec![0.0f64; n_genes];
-    let mut nnz = vec![0usize; n_genes];
-    for (&c, &l) in cells.iter().zip(&lib) {
-        let (idx, val) = counts.row(c);
-        for (&g, &v) in idx.iter().zip(val) {
-            let (g, y) = (g as usize, v as f64);
-            if y > 0.0 {
-                sum[g] += y;
-                sum_sq[g] += y * y;
-                sum_yl[g] += y * l;
-                sum_norm[g] += y / l;
-                nnz[g] += 1;
-            }
-        }
-    }
-    let norm_means: Vec<f64> = sum_norm.iter().map(|s| s / n * med_lib).collect();
-    let expressed: Vec<usize> = (0..n_genes).filter(|&g| sum[g] > 0.0).collect();
-    if expressed.len() < MIN_GENES {
-        return Err(Error::invalid(
-            source,
-            "X",
-            format!(
-                "only {} genes with any count; need at least {MIN_GENES}",
-                expressed.len()
-            ),
-        ));
-    }
-
+    let library = fit_library(counts, source)?;
+    let sums = GeneSums::of(counts, &library);
+    let genes = ExpressedGenes::of(&sums, &library, source)?;
+    let (expressed, norm_means) = (&genes.expressed, &genes.norm_means);
     let (mean_shape, mean_rate) =
         fit_mean_gamma(&expressed.iter().map(|&g| norm_means[g]).collect::<Vec<_>>());
-    let (out_prob, out_fac_loc, out_fac_scale) = fit_outliers(&norm_means, &expressed, n_genes);
-
-    // Moment dispersions, using the closed forms Σ_c μ_gc^k = p_g^k Σ_c L_c^k.
-    let s_l: f64 = lib.iter().sum();
-    let s_l2: f64 = lib.iter().map(|l| l * l).sum();
-    let s_l15: f64 = lib.iter().map(|l| l.powf(1.5)).sum();
-    // Genes by decreasing mean: fit_bcv bins them and takes the BCV spread from the top.
-    let mut by_mean = expressed.clone();
-    by_mean.sort_by(|&a, &b| sum[b].total_cmp(&sum[a]).then(a.cmp(&b)));
-    let dispersion: Vec<(f64, f64, f64)> = by_mean
-        .iter()
-        .map(|&g| {
-            let p = sum[g] / s_l;
-            let num = sum_sq[g] - 2.0 * p * sum_yl[g] + p * p * s_l2 - p * s_l;
-            (
-                num / (p * p * s_l2),
-                s_l15 / (p.sqrt() * s_l2),
-                s_l / (p * s_l2),
-            )
-        })
-        .collect();
-    let (bcv_common, bcv_mean_term, bcv_df) = fit_bcv(&dispersion);
-
-    // Excess zeros over the fitted gamma–Poisson model.
-    let mean_s2 = if bcv_df > 2.0 {
-        bcv_df / (bcv_df - 2.0)
-    } else {
-        2.0
-    };
-    // Libraries drawn from the fitted log-normal rather than the observed ones, so the
-    // dropout also absorbs zeros the log-normal misses (e.g. a bimodal depth). A fixed
-    // seed keeps the estimate deterministic.
-    let lib_dist = rand_distr::LogNormal::new(lib_loc, lib_scale)
-        .map_err(|e| Error::invalid(source, "X", format!("library sizes: {e}")))?;
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-    let lib_sample: Vec<f64> = (0..1000)
-        .map(|_| rand_distr::Distribution::sample(&lib_dist, &mut rng))
-        .collect();
-    let mut xs = Vec::with_capacity(expressed.len());
-    let mut excess = Vec::with_capacity(expressed.len());
-    for &g in &expressed {
-        let p = sum[g] / s_l;
-        let expected_zero = lib_sample
-            .iter()
-            .map(|&l| {
-                let mu = p * l;
-                let phi = mean_s2 * (bcv_common + bcv_mean_term / mu.sqrt()).powi(2);
-                (1.0 + phi * mu).powf(-1.0 / phi)
-            })
-            .sum::<f64>()
-            / lib_sample.len() as f64;
-        let observed_zero = 1.0 - nnz[g] as f64 / n;
-        let e = if expected_zero < 1.0 {
-            (observed_zero - expected_zero) / (1.0 - expected_zero)
-        } else {
-            0.0
-        };
-        xs.push(norm_means[g].ln());
-        excess.push(e.clamp(0.0, 1.0));
-    }
+    let (out_prob, out_fac_loc, out_fac_scale) = fit_outliers(norm_means, expressed, n_genes);
+    let (bcv_common, bcv_mean_term, bcv_df) =
+        fit_bcv(&moment_dispersions(&sums, expressed, &library.lib));
+    let (xs, excess) = excess_zeros(
+        &library,
+        &sums,
+        &genes,
+        (bcv_common, bcv_mean_term, bcv_df),
+        source,
+    )?;
     let (dropout_mid, dropout_shape) = fit_logistic(&xs, &excess);
 
     let params = SimParams {
@@ -181,8 +78,8 @@ pub fn estimate_params_named(counts: &CsrMatrix, source: &str) -> Result<SimPara
         out_prob,
         out_fac_loc,
         out_fac_scale,
-        lib_loc,
-        lib_scale,
+        lib_loc: library.loc,
+        lib_scale: library.scale,
         bcv_common,
         bcv_mean_term,
         bcv_df,
@@ -197,6 +94,210 @@ pub fn estimate_params_named(counts: &CsrMatrix, source: &str) -> Result<SimPara
         )
     })?;
     Ok(params)
+}
+
+/// The non-empty cells, their library sizes and the fitted log-normal library model.
+struct Library {
+    /// Rows of the matrix with a positive total, in row order.
+    cells: Vec<usize>,
+    /// Library size (total count) of each of `cells`.
+    lib: Vec<f64>,
+    /// Log-normal location: the mean of log library sizes.
+    loc: f64,
+    /// Log-normal scale, widened so the model's mean library matches the observed one.
+    scale: f64,
+    /// Median library size, the scale of the normalized gene means.
+    median: f64,
+}
+
+/// Library sizes of the non-empty cells and their log-normal fit; too few non-empty cells
+/// is an error.
+fn fit_library(counts: &CsrMatrix, source: &str) -> Result<Library> {
+    let lib_all = counts.row_sums();
+    let cells: Vec<usize> = (0..counts.n_rows()).filter(|&c| lib_all[c] > 0.0).collect();
+    if cells.len() < MIN_CELLS {
+        return Err(Error::invalid(
+            source,
+            "X",
+            format!(
+                "only {} non-empty cells; need at least {MIN_CELLS} to estimate parameters",
+                cells.len()
+            ),
+        ));
+    }
+    let n = cells.len() as f64;
+    let lib: Vec<f64> = cells.iter().map(|&c| lib_all[c]).collect();
+    let log_lib: Vec<f64> = lib.iter().map(|l| l.ln()).collect();
+    let (loc, lib_sd) = mean_sd(&log_lib);
+    // E[L] = exp(loc + scale²/2): keep the MLE location and widen the scale until the
+    // mean library matches (bimodal depth, as in CBMC, otherwise halves the mean).
+    let mean_lib = lib.iter().sum::<f64>() / n;
+    let scale = (2.0 * (mean_lib.ln() - loc)).max(0.0).sqrt().max(lib_sd);
+    let med = median(&lib);
+    Ok(Library {
+        cells,
+        lib,
+        loc,
+        scale,
+        median: med,
+    })
+}
+
+/// Per-gene sums over the non-empty cells, all that the estimators need from the matrix.
+struct GeneSums {
+    /// Σ_c y_gc.
+    sum: Vec<f64>,
+    /// Σ_c y_gc².
+    sum_sq: Vec<f64>,
+    /// Σ_c y_gc·L_c.
+    sum_yl: Vec<f64>,
+    /// Σ_c y_gc / L_c.
+    sum_norm: Vec<f64>,
+    /// Number of cells with y_gc > 0.
+    nnz: Vec<usize>,
+}
+
+impl GeneSums {
+    /// One sparse pass over the non-empty cells.
+    fn of(counts: &CsrMatrix, library: &Library) -> GeneSums {
+        let n_genes = counts.n_cols();
+        let mut sum = vec![0.0f64; n_genes];
+        let mut sum_sq = vec![0.0f64; n_genes];
+        let mut sum_yl = vec![0.0f64; n_genes];
+        let mut sum_norm = vec![0.0f64; n_genes];
+        let mut nnz = vec![0usize; n_genes];
+        for (&c, &l) in library.cells.iter().zip(&library.lib) {
+            let (idx, val) = counts.row(c);
+            for (&g, &v) in idx.iter().zip(val) {
+                let (g, y) = (g as usize, v as f64);
+                if y > 0.0 {
+                    sum[g] += y;
+                    sum_sq[g] += y * y;
+                    sum_yl[g] += y * l;
+                    sum_norm[g] += y / l;
+                    nnz[g] += 1;
+                }
+            }
+        }
+        GeneSums {
+            sum,
+            sum_sq,
+            sum_yl,
+            sum_norm,
+            nnz,
+        }
+    }
+}
+
+/// Per-gene moment dispersions (φ_g, A_g, B_g) for [`fit_bcv`], genes by decreasing mean
+/// (it bins them and takes the BCV spread from the top). Uses the closed forms
+/// Σ_c μ_gc^k = p_g^k Σ_c L_c^k.
+fn moment_dispersions(sums: &GeneSums, expressed: &[usize], lib: &[f64]) -> Vec<(f64, f64, f64)> {
+    let s_l: f64 = lib.iter().sum();
+    let s_l2: f64 = lib.iter().map(|l| l * l).sum();
+    let s_l15: f64 = lib.iter().map(|l| l.powf(1.5)).sum();
+    let mut by_mean = expressed.to_vec();
+    by_mean.sort_by(|&a, &b| sums.sum[b].total_cmp(&sums.sum[a]).then(a.cmp(&b)));
+    by_mean
+        .iter()
+        .map(|&g| {
+            let p = sums.sum[g] / s_l;
+            let num = sums.sum_sq[g] - 2.0 * p * sums.sum_yl[g] + p * p * s_l2 - p * s_l;
+            (
+                num / (p * p * s_l2),
+                s_l15 / (p.sqrt() * s_l2),
+                s_l / (p * s_l2),
+            )
+        })
+        .collect()
+}
+
+/// The genes with any count, and every gene's library-normalized mean.
+struct ExpressedGenes {
+    /// Genes with any count, in gene order.
+    expressed: Vec<usize>,
+    /// Library-normalized mean of every gene (indexed by gene, not by `expressed`),
+    /// scaled to the median library.
+    norm_means: Vec<f64>,
+}
+
+impl ExpressedGenes {
+    /// Too few expressed genes is an error.
+    fn of(sums: &GeneSums, library: &Library, source: &str) -> Result<ExpressedGenes> {
+        let n = library.cells.len() as f64;
+        let n_genes = sums.sum.len();
+        let norm_means: Vec<f64> = sums
+            .sum_norm
+            .iter()
+            .map(|s| s / n * library.median)
+            .collect();
+        let expressed: Vec<usize> = (0..n_genes).filter(|&g| sums.sum[g] > 0.0).collect();
+        if expressed.len() < MIN_GENES {
+            return Err(Error::invalid(
+                source,
+                "X",
+                format!(
+                    "only {} genes with any count; need at least {MIN_GENES}",
+                    expressed.len()
+                ),
+            ));
+        }
+        Ok(ExpressedGenes {
+            expressed,
+            norm_means,
+        })
+    }
+}
+
+/// For each expressed gene, its log normalized mean and its excess zero fraction over the
+/// fitted gamma–Poisson model with BCV `(common, mean_term, df)`: the points the dropout
+/// logistic is fitted to.
+fn excess_zeros(
+    library: &Library,
+    sums: &GeneSums,
+    genes: &ExpressedGenes,
+    (bcv_common, bcv_mean_term, bcv_df): (f64, f64, f64),
+    source: &str,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let n = library.cells.len() as f64;
+    let s_l: f64 = library.lib.iter().sum();
+    let mean_s2 = if bcv_df > 2.0 {
+        bcv_df / (bcv_df - 2.0)
+    } else {
+        2.0
+    };
+    // Libraries drawn from the fitted log-normal rather than the observed ones, so the
+    // dropout also absorbs zeros the log-normal misses (e.g. a bimodal depth). A fixed
+    // seed keeps the estimate deterministic.
+    let lib_dist = rand_distr::LogNormal::new(library.loc, library.scale)
+        .map_err(|e| Error::invalid(source, "X", format!("library sizes: {e}")))?;
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let lib_sample: Vec<f64> = (0..1000)
+        .map(|_| rand_distr::Distribution::sample(&lib_dist, &mut rng))
+        .collect();
+    let mut xs = Vec::with_capacity(genes.expressed.len());
+    let mut excess = Vec::with_capacity(genes.expressed.len());
+    for &g in &genes.expressed {
+        let p = sums.sum[g] / s_l;
+        let expected_zero = lib_sample
+            .iter()
+            .map(|&l| {
+                let mu = p * l;
+                let phi = mean_s2 * (bcv_common + bcv_mean_term / mu.sqrt()).powi(2);
+                (1.0 + phi * mu).powf(-1.0 / phi)
+            })
+            .sum::<f64>()
+            / lib_sample.len() as f64;
+        let observed_zero = 1.0 - sums.nnz[g] as f64 / n;
+        let e = if expected_zero < 1.0 {
+            (observed_zero - expected_zero) / (1.0 - expected_zero)
+        } else {
+            0.0
+        };
+        xs.push(genes.norm_means[g].ln());
+        excess.push(e.clamp(0.0, 1.0));
+    }
+    Ok((xs, excess))
 }
 
 /// Gamma (shape, rate) by maximum likelihood on the non-zero means.

@@ -103,85 +103,14 @@ pub fn simulate_with(
         ));
     }
     let n_genes = opts.n_genes;
+    // Every draw below comes from this one stream, in a fixed order, so a seed names one
+    // data set.
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let base = gene_base(&params, n_genes, &mut rng)?;
-
-    let de = |d: profiles::DeSpec, rng: &mut ChaCha8Rng| {
-        lnorm_factors(n_genes, d.prob, d.down_prob, d.loc, d.scale, rng)
-    };
-    let lineage_fac = (0..spec.n_lineages)
-        .map(|_| de(spec.lineage_de, &mut rng))
-        .collect::<Result<Vec<_>>>()?;
-    let class_fac = spec
-        .classes
-        .iter()
-        .map(|_| de(spec.class_de, &mut rng))
-        .collect::<Result<Vec<_>>>()?;
-    let batches: Vec<(&str, bool)> = spec
-        .reference_batches
-        .iter()
-        .map(|b| (*b, false))
-        .chain(spec.query_batches.iter().map(|b| (*b, true)))
-        .collect();
-    let batch_fac = batches
-        .iter()
-        .map(|_| {
-            lnorm_factors(
-                n_genes,
-                1.0,
-                0.5,
-                spec.batch_fac.0,
-                spec.batch_fac.1,
-                &mut rng,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let domain_fac = lnorm_factors(
-        n_genes,
-        1.0,
-        0.5,
-        spec.domain_fac.0,
-        spec.domain_fac.1,
-        &mut rng,
-    )?;
-    let lib_noise = Normal::new(0.0, spec.batch_lib_sd)
-        .map_err(|e| Error::param("batch_lib_sd", e.to_string()))?;
-    let lib_offset: Vec<f64> = batches.iter().map(|_| lib_noise.sample(&mut rng)).collect();
-
-    // Group k·n_batches + b is class k in batch b.
-    let mut groups = Vec::with_capacity(spec.classes.len() * batches.len());
-    for (k, class) in spec.classes.iter().enumerate() {
-        for (b, &(_, is_query)) in batches.iter().enumerate() {
-            let means = (0..n_genes)
-                .map(|g| {
-                    let shift = if is_query { domain_fac[g] } else { 1.0 };
-                    base.means[g]
-                        * lineage_fac[class.lineage][g]
-                        * class_fac[k][g]
-                        * batch_fac[b][g]
-                        * shift
-                })
-                .collect();
-            groups.push(Group::new(means, lib_offset[b]));
-        }
-    }
-
-    let n_ref = ((n_cells as f64 * spec.reference_fraction).round() as usize).clamp(1, n_cells - 1);
-    let ref_shares: Vec<f64> = spec.classes.iter().map(|c| c.share).collect();
-    let query_shares = query_shares(&spec, &mut rng)?;
-    let n_ref_batches = spec.reference_batches.len();
-    let mut cells: Vec<(usize, usize)> = Vec::with_capacity(n_cells); // (class, batch)
-    for (n_split, shares, batch_range) in [
-        (n_ref, &ref_shares, 0..n_ref_batches),
-        (n_cells - n_ref, &query_shares, n_ref_batches..batches.len()),
-    ] {
-        for (k, &count) in largest_remainder(shares, n_split).iter().enumerate() {
-            for _ in 0..count {
-                cells.push((k, rng.gen_range(batch_range.clone())));
-            }
-        }
-    }
-    cells.shuffle(&mut rng);
+    let batches = batch_list(&spec);
+    let factors = Factors::draw(&spec, batches.len(), n_genes, &mut rng)?;
+    let groups = factors.groups(&spec, &base.means, &batches);
+    let cells = assign_cells(&spec, n_cells, batches.len(), &mut rng)?;
     let cell_group: Vec<usize> = cells.iter().map(|&(k, b)| k * batches.len() + b).collect();
     let x = sample_counts(
         &params,
@@ -191,15 +120,155 @@ pub fn simulate_with(
         opts.seed,
         progress,
     )?;
+    let layout = Layout {
+        spec: &spec,
+        batches: &batches,
+        cells: &cells,
+    };
+    Ok(assemble_dataset(opts, &layout, x, n_cells))
+}
 
+/// The profile's batches, reference ones first, each with whether it is a query batch;
+/// a batch's index here is its index in every per-batch list.
+fn batch_list(spec: &profiles::ProfileSpec) -> Vec<(&'static str, bool)> {
+    spec.reference_batches
+        .iter()
+        .map(|b| (*b, false))
+        .chain(spec.query_batches.iter().map(|b| (*b, true)))
+        .collect()
+}
+
+/// The multiplicative gene factors and library offsets that make classes and batches
+/// differ.
+struct Factors {
+    /// Per lineage, per gene DE factor.
+    lineage: Vec<Vec<f64>>,
+    /// Per class, per gene DE factor.
+    class: Vec<Vec<f64>>,
+    /// Per batch, per gene batch factor.
+    batch: Vec<Vec<f64>>,
+    /// Per gene factor applied to query batches only: the reference→query shift.
+    domain: Vec<f64>,
+    /// Per batch offset of the log library location.
+    lib_offset: Vec<f64>,
+}
+
+impl Factors {
+    /// Draw every factor, in the order lineage, class, batch, domain, library offset.
+    fn draw(
+        spec: &profiles::ProfileSpec,
+        n_batches: usize,
+        n_genes: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Factors> {
+        let de = |d: profiles::DeSpec, rng: &mut ChaCha8Rng| {
+            lnorm_factors(n_genes, d.prob, d.down_prob, d.loc, d.scale, rng)
+        };
+        let lineage = (0..spec.n_lineages)
+            .map(|_| de(spec.lineage_de, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let class = spec
+            .classes
+            .iter()
+            .map(|_| de(spec.class_de, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = (0..n_batches)
+            .map(|_| lnorm_factors(n_genes, 1.0, 0.5, spec.batch_fac.0, spec.batch_fac.1, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let domain = lnorm_factors(n_genes, 1.0, 0.5, spec.domain_fac.0, spec.domain_fac.1, rng)?;
+        let lib_noise = Normal::new(0.0, spec.batch_lib_sd)
+            .map_err(|e| Error::param("batch_lib_sd", e.to_string()))?;
+        let lib_offset: Vec<f64> = (0..n_batches).map(|_| lib_noise.sample(rng)).collect();
+        Ok(Factors {
+            lineage,
+            class,
+            batch,
+            domain,
+            lib_offset,
+        })
+    }
+
+    /// One group per (class, batch), group k·n_batches + b being class k in batch b, with
+    /// its gene means: base × lineage × class × batch (× domain in the query).
+    fn groups(
+        &self,
+        spec: &profiles::ProfileSpec,
+        base_means: &[f64],
+        batches: &[(&str, bool)],
+    ) -> Vec<Group> {
+        let mut groups = Vec::with_capacity(spec.classes.len() * batches.len());
+        for (k, class) in spec.classes.iter().enumerate() {
+            for (b, &(_, is_query)) in batches.iter().enumerate() {
+                let means = (0..base_means.len())
+                    .map(|g| {
+                        let shift = if is_query { self.domain[g] } else { 1.0 };
+                        base_means[g]
+                            * self.lineage[class.lineage][g]
+                            * self.class[k][g]
+                            * self.batch[b][g]
+                            * shift
+                    })
+                    .collect();
+                groups.push(Group::new(means, self.lib_offset[b]));
+            }
+        }
+        groups
+    }
+}
+
+/// The (class, batch) of every cell, shuffled: class counts follow the reference shares in
+/// the reference and freshly drawn shares in the query, and each cell gets a uniformly
+/// drawn batch of its side.
+fn assign_cells(
+    spec: &profiles::ProfileSpec,
+    n_cells: usize,
+    n_batches: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<(usize, usize)>> {
+    let n_ref = ((n_cells as f64 * spec.reference_fraction).round() as usize).clamp(1, n_cells - 1);
+    let ref_shares: Vec<f64> = spec.classes.iter().map(|c| c.share).collect();
+    let query_shares = query_shares(spec, rng)?;
+    let n_ref_batches = spec.reference_batches.len();
+    let mut cells: Vec<(usize, usize)> = Vec::with_capacity(n_cells); // (class, batch)
+    for (n_split, shares, batch_range) in [
+        (n_ref, &ref_shares, 0..n_ref_batches),
+        (n_cells - n_ref, &query_shares, n_ref_batches..n_batches),
+    ] {
+        for (k, &count) in largest_remainder(shares, n_split).iter().enumerate() {
+            for _ in 0..count {
+                cells.push((k, rng.gen_range(batch_range.clone())));
+            }
+        }
+    }
+    cells.shuffle(rng);
+    Ok(cells)
+}
+
+/// What names the cells: the profile, its batches and each cell's (class, batch).
+struct Layout<'a> {
+    spec: &'a profiles::ProfileSpec,
+    batches: &'a [(&'static str, bool)],
+    cells: &'a [(usize, usize)],
+}
+
+/// The [`Dataset`] around the simulated counts: cell and gene names, and the obs columns
+/// `cell_type`, `batch` (reference/query) and the profile's origin column.
+fn assemble_dataset(
+    opts: &SimulateOptions,
+    layout: &Layout,
+    x: CsrMatrix,
+    n_cells: usize,
+) -> Dataset {
+    let (spec, batches) = (layout.spec, layout.batches);
+    let n_genes = opts.n_genes;
     let names =
-        |f: &dyn Fn(&(usize, usize)) -> String| cells.iter().map(f).collect::<Vec<String>>();
+        |f: &dyn Fn(&(usize, usize)) -> String| layout.cells.iter().map(f).collect::<Vec<String>>();
     let cell_type = names(&|&(k, _)| spec.classes[k].name.to_string());
     let origin = names(&|&(_, b)| batches[b].0.to_string());
     let side = names(&|&(_, b)| if batches[b].1 { "query" } else { "reference" }.to_string());
     let width = n_cells.to_string().len().max(5);
     let gene_width = n_genes.to_string().len().max(4);
-    Ok(Dataset {
+    Dataset {
         x,
         cell_ids: (1..=n_cells).map(|i| format!("cell{i:0width$}")).collect(),
         gene_names: (1..=n_genes)
@@ -222,7 +291,7 @@ pub fn simulate_with(
             "simulated:{}:cells={n_cells}:genes={n_genes}:seed={}",
             opts.profile, opts.seed
         ),
-    })
+    }
 }
 
 /// Simulate one homogeneous population (no classes, batches or DE) with `params`: the

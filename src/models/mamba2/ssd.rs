@@ -95,89 +95,161 @@ pub fn ssd_chunked(
     if chunk_size == 0 {
         candle_core::bail!("ssd_chunked: chunk_size must be positive");
     }
-    let (bs, len, h, p) = x.dims4()?;
-    let n = b.dim(2)?;
+    let len = x.dim(1)?;
     if len == 0 {
         return Ok(x.clone());
     }
-    let q = chunk_size;
-    let nc = len.div_ceil(q);
-    let pad = nc * q - len;
-    let (x, dt_a, b, c) = if pad > 0 {
-        (
-            x.pad_with_zeros(1, 0, pad)?,
-            dt_a.pad_with_zeros(1, 0, pad)?,
-            b.pad_with_zeros(1, 0, pad)?,
-            c.pad_with_zeros(1, 0, pad)?,
-        )
-    } else {
-        (x.clone(), dt_a.clone(), b.clone(), c.clone())
-    };
-
-    // Chunk views: x (bs, nc, q, h, p), b/c (bs·nc, q, n), A (bs, nc, h, q).
-    let xc = x.reshape((bs, nc, q, h, p))?;
-    let bc = b.reshape((bs * nc, q, n))?;
-    let cc = c.reshape((bs * nc, q, n))?;
-    let a = dt_a
-        .reshape((bs, nc, q, h))?
-        .transpose(2, 3)?
-        .contiguous()?;
-    let a_cum = cumsum_last(&a)?; // (bs, nc, h, q)
-
-    // 1. Intra-chunk (diagonal blocks): Y_diag[i] = Σ_{j≤i} (C_i·B_j) L[i,j] X_j.
-    let l_mat = exp_segsum(&a_cum, false)?; // (bs, nc, h, q, q)
-    let cb = cc.matmul(&bc.t()?)?.reshape((bs, nc, 1, q, q))?; // shared by all heads
-    let xh = xc.transpose(2, 3)?.contiguous()?; // (bs, nc, h, q, p)
-                                                // candle's CPU matmul takes at most two batch axes: flatten them to one.
-    let y_diag = l_mat
-        .broadcast_mul(&cb)?
-        .reshape((bs * nc * h, q, q))?
-        .matmul(&xh.reshape((bs * nc * h, q, p))?)?;
-    let y_diag = y_diag.reshape((bs, nc, h, q, p))?.transpose(2, 3)?; // (bs, nc, q, h, p)
-
-    // 2. State at the end of each chunk from that chunk's inputs alone:
-    //    S_c = Σ_j exp(A_cum_last − A_cum_j) B_j ⊗ X_j, as Bᵀ (n×q) times X (q×h·p).
-    let a_last = a_cum.narrow(3, q - 1, 1)?; // (bs, nc, h, 1)
-    let decay_states = a_last.broadcast_sub(&a_cum)?.exp()?; // (bs, nc, h, q)
-    let decay_states = decay_states.transpose(2, 3)?.unsqueeze(4)?; // (bs, nc, q, h, 1)
-    let xw = xc
-        .broadcast_mul(&decay_states)?
-        .reshape((bs * nc, q, h * p))?;
-    let states = bc.t()?.matmul(&xw)?; // (bs·nc, n, h·p)
-
-    // 3. Inter-chunk recurrence. With padded totals P = [0, a_0, …, a_{nc−1}], the state
-    //    entering chunk z is Σ_{c<z} exp(segsum(P)[z, c+1]) S_c (zero initial state, so
-    //    the column of the initial state is dropped): a strictly-lower nc×nc matrix.
-    let totals = a_last.squeeze(3)?.transpose(1, 2)?.contiguous()?; // (bs, h, nc)
-    let totals_cum = cumsum_last(&totals.pad_with_zeros(2, 1, 0)?)?; // (bs, h, nc+1)
-    let decay_chunk = exp_segsum(&totals_cum, false)?
-        .narrow(2, 0, nc)?
-        .narrow(3, 1, nc)?; // (bs, h, nc, nc)
-    let states = states
-        .reshape((bs, nc, n, h, p))?
-        .permute((0, 3, 1, 2, 4))?
-        .contiguous()?
-        .reshape((bs * h, nc, n * p))?;
-    let states_in = decay_chunk
-        .contiguous()?
-        .reshape((bs * h, nc, nc))?
-        .matmul(&states)?; // (bs·h, nc, n·p)
-    let states_in = states_in
-        .reshape((bs, h, nc, n, p))?
-        .permute((0, 2, 3, 1, 4))?
-        .contiguous()?
-        .reshape((bs * nc, n, h * p))?;
-
-    // 4. State → output within each chunk: Y_off[i] = exp(A_cum_i) C_i · S_in.
-    let decay_out = a_cum.exp()?.transpose(2, 3)?.unsqueeze(4)?; // (bs, nc, q, h, 1)
-    let y_off = cc
-        .matmul(&states_in)?
-        .reshape((bs, nc, q, h, p))?
-        .broadcast_mul(&decay_out)?;
-
+    let ch = Chunked::new(x, dt_a, b, c, chunk_size)?;
+    let y_diag = ch.intra_chunk()?;
+    let (states, a_last) = ch.chunk_states()?;
+    let states_in = ch.states_entering(&states, &a_last)?;
+    let y_off = ch.state_outputs(&states_in)?;
+    let Dims {
+        bs, nc, q, h, p, ..
+    } = ch.dims;
     (y_diag + y_off)?
         .reshape((bs, nc * q, h, p))?
         .narrow(1, 0, len)
+}
+
+/// Sizes of the chunked scan.
+#[derive(Clone, Copy)]
+struct Dims {
+    bs: usize,
+    /// Number of chunks.
+    nc: usize,
+    /// Chunk length.
+    q: usize,
+    h: usize,
+    p: usize,
+    /// d_state.
+    n: usize,
+}
+
+/// The zero-padded inputs seen as chunks, and the within-chunk cumulative `dt_a`.
+struct Chunked {
+    dims: Dims,
+    /// x as (bs, nc, q, h, p).
+    xc: Tensor,
+    /// B as (bs·nc, q, n).
+    bc: Tensor,
+    /// C as (bs·nc, q, n).
+    cc: Tensor,
+    /// Inclusive cumulative sums of `dt_a` within each chunk, (bs, nc, h, q).
+    a_cum: Tensor,
+}
+
+impl Chunked {
+    /// Pad the sequence to a multiple of `q` and take the chunk views.
+    fn new(x: &Tensor, dt_a: &Tensor, b: &Tensor, c: &Tensor, q: usize) -> Result<Chunked> {
+        let (bs, len, h, p) = x.dims4()?;
+        let n = b.dim(2)?;
+        let nc = len.div_ceil(q);
+        let pad = nc * q - len;
+        let (x, dt_a, b, c) = if pad > 0 {
+            (
+                x.pad_with_zeros(1, 0, pad)?,
+                dt_a.pad_with_zeros(1, 0, pad)?,
+                b.pad_with_zeros(1, 0, pad)?,
+                c.pad_with_zeros(1, 0, pad)?,
+            )
+        } else {
+            (x.clone(), dt_a.clone(), b.clone(), c.clone())
+        };
+        let xc = x.reshape((bs, nc, q, h, p))?;
+        let bc = b.reshape((bs * nc, q, n))?;
+        let cc = c.reshape((bs * nc, q, n))?;
+        let a = dt_a
+            .reshape((bs, nc, q, h))?
+            .transpose(2, 3)?
+            .contiguous()?;
+        let a_cum = cumsum_last(&a)?;
+        Ok(Chunked {
+            dims: Dims { bs, nc, q, h, p, n },
+            xc,
+            bc,
+            cc,
+            a_cum,
+        })
+    }
+
+    /// 1. Intra-chunk (diagonal blocks): `Y_diag[i] = Σ_{j≤i} (C_i·B_j) L[i,j] X_j`, as
+    ///    (bs, nc, q, h, p).
+    fn intra_chunk(&self) -> Result<Tensor> {
+        let Dims {
+            bs, nc, q, h, p, ..
+        } = self.dims;
+        let l_mat = exp_segsum(&self.a_cum, false)?; // (bs, nc, h, q, q)
+        let cb = self.cc.matmul(&self.bc.t()?)?.reshape((bs, nc, 1, q, q))?; // shared by all heads
+        let xh = self.xc.transpose(2, 3)?.contiguous()?; // (bs, nc, h, q, p)
+                                                         // candle's CPU matmul takes at most two batch axes: flatten them to one.
+        let y_diag = l_mat
+            .broadcast_mul(&cb)?
+            .reshape((bs * nc * h, q, q))?
+            .matmul(&xh.reshape((bs * nc * h, q, p))?)?;
+        y_diag.reshape((bs, nc, h, q, p))?.transpose(2, 3)
+    }
+
+    /// 2. State at the end of each chunk from that chunk's inputs alone:
+    ///    `S_c = Σ_j exp(A_cum_last − A_cum_j) B_j ⊗ X_j`, as Bᵀ (n×q) times X (q×h·p).
+    ///    Returns the states (bs·nc, n, h·p) and each chunk's total `A_cum_last`
+    ///    (bs, nc, h, 1).
+    fn chunk_states(&self) -> Result<(Tensor, Tensor)> {
+        let Dims {
+            bs, nc, q, h, p, ..
+        } = self.dims;
+        let a_last = self.a_cum.narrow(3, q - 1, 1)?; // (bs, nc, h, 1)
+        let decay_states = a_last.broadcast_sub(&self.a_cum)?.exp()?; // (bs, nc, h, q)
+        let decay_states = decay_states.transpose(2, 3)?.unsqueeze(4)?; // (bs, nc, q, h, 1)
+        let xw = self
+            .xc
+            .broadcast_mul(&decay_states)?
+            .reshape((bs * nc, q, h * p))?;
+        let states = self.bc.t()?.matmul(&xw)?; // (bs·nc, n, h·p)
+        Ok((states, a_last))
+    }
+
+    /// 3. Inter-chunk recurrence. With padded totals P = [0, a_0, …, a_{nc−1}], the state
+    ///    entering chunk z is Σ_{c<z} exp(segsum(P)[z, c+1]) S_c (zero initial state, so
+    ///    the column of the initial state is dropped): a strictly-lower nc×nc matrix.
+    ///    Returns the entering states as (bs·nc, n, h·p).
+    fn states_entering(&self, states: &Tensor, a_last: &Tensor) -> Result<Tensor> {
+        let Dims {
+            bs, nc, h, p, n, ..
+        } = self.dims;
+        let totals = a_last.squeeze(3)?.transpose(1, 2)?.contiguous()?; // (bs, h, nc)
+        let totals_cum = cumsum_last(&totals.pad_with_zeros(2, 1, 0)?)?; // (bs, h, nc+1)
+        let decay_chunk = exp_segsum(&totals_cum, false)?
+            .narrow(2, 0, nc)?
+            .narrow(3, 1, nc)?; // (bs, h, nc, nc)
+        let states = states
+            .reshape((bs, nc, n, h, p))?
+            .permute((0, 3, 1, 2, 4))?
+            .contiguous()?
+            .reshape((bs * h, nc, n * p))?;
+        let states_in = decay_chunk
+            .contiguous()?
+            .reshape((bs * h, nc, nc))?
+            .matmul(&states)?; // (bs·h, nc, n·p)
+        states_in
+            .reshape((bs, h, nc, n, p))?
+            .permute((0, 2, 3, 1, 4))?
+            .contiguous()?
+            .reshape((bs * nc, n, h * p))
+    }
+
+    /// 4. State → output within each chunk: `Y_off[i] = exp(A_cum_i) C_i · S_in`, as
+    ///    (bs, nc, q, h, p).
+    fn state_outputs(&self, states_in: &Tensor) -> Result<Tensor> {
+        let Dims {
+            bs, nc, q, h, p, ..
+        } = self.dims;
+        let decay_out = self.a_cum.exp()?.transpose(2, 3)?.unsqueeze(4)?; // (bs, nc, q, h, 1)
+        self.cc
+            .matmul(states_in)?
+            .reshape((bs, nc, q, h, p))?
+            .broadcast_mul(&decay_out)
+    }
 }
 
 /// The naive sequential recurrence `h_t = exp(dt_a_t)·h_{t−1} + x_t ⊗ B_t`,
