@@ -82,8 +82,8 @@ pub mod prelude {
     pub use crate::baseline::{KnnParams, LogisticParams, SeuratParams};
     pub use crate::data::h5ad::{read_h5ad, write_h5ad, ReadOptions};
     pub use crate::data::{Column, CsrMatrix, Dataset, Labels, ValueKind};
-    pub use crate::models::{ClassifierParams, ModelKind, NeuralClassifier, TrainConfig};
     pub use crate::error::{Error, Result};
     pub use crate::eval::Prediction;
+    pub use crate::models::{ClassifierParams, ModelKind, NeuralClassifier, TrainConfig};
     pub use crate::traits::{Fit, Predict};
 }

@@ -18,14 +18,14 @@
 //! all scores are 1; `k` values larger than the data are reduced with a warning (R errors).
 
 use super::anchors::{filter_anchors, find_anchor_pairs, score_anchors, top_dim_features};
-use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, PartialNeighbors};
+use super::neighbors::{knn, l2_normalize_rows, NeighborMethod, Neighbors, PartialNeighbors};
 use super::reference_pca::{ReferencePca, ReferencePcaParams};
 use crate::data::{Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::timing::{StageSeconds, Stopwatch};
 use crate::traits::{Fit, Predict};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 /// Parameters of Seurat label transfer. Defaults are Seurat v5's.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +237,13 @@ impl SeuratParams {
     }
 }
 
+/// Anchor pairs (reference cell, query cell) and the cross-data neighbourhoods they came from.
+struct Anchors {
+    pairs: Vec<(usize, usize)>,
+    ref_to_query: Neighbors,
+    query_to_ref: Neighbors,
+}
+
 impl SeuratTransfer {
     /// The fitted reference PCA.
     pub fn pca(&self) -> &ReferencePca {
@@ -275,18 +282,38 @@ impl SeuratTransfer {
                 "neighbourhoods reduced from {wanted} to {k} cells (small reference or query)"
             ));
         }
-        let ref_to_query = knn(
-            &p.neighbors,
-            query_space.view(),
-            self.anchor_space.view(),
-            k,
-        )?;
-        let query_to_ref = knn(
-            &p.neighbors,
-            self.anchor_space.view(),
-            query_space.view(),
-            k,
-        )?;
+        let anchors = self.find_anchors(query, query_space.view(), k, &mut sw, &mut warnings)?;
+        let anchor_scores = self.score_anchor_pairs(&anchors, query_space.view(), k, &mut sw)?;
+        let pairs = anchors.pairs;
+        let scores = self.weighted_votes(&pairs, &anchor_scores, &projected, &mut warnings)?;
+        let (predicted, max_scores) = self.argmax(&scores);
+        sw.lap("weights + votes");
+        Ok(TransferResult {
+            prediction: Prediction {
+                classes: self.classes.clone(),
+                predicted,
+                scores: max_scores,
+            },
+            scores,
+            n_anchors: pairs.len(),
+            warnings,
+            stage_seconds: sw.finish(),
+        })
+    }
+
+    /// Mutual-neighbour anchors between the reference and the query (`FindAnchors`), filtered
+    /// in feature space when `k_filter` is set.
+    fn find_anchors(
+        &self,
+        query: &Dataset,
+        query_space: ArrayView2<f32>,
+        k: usize,
+        sw: &mut Stopwatch,
+        warnings: &mut Vec<String>,
+    ) -> Result<Anchors> {
+        let p = &self.params;
+        let ref_to_query = knn(&p.neighbors, query_space, self.anchor_space.view(), k)?;
+        let query_to_ref = knn(&p.neighbors, self.anchor_space.view(), query_space, k)?;
         sw.lap("anchor neighbours");
         let mut pairs = find_anchor_pairs(&ref_to_query, &query_to_ref, p.k_anchor);
         if let (Some(k_filter), Some(ref_data)) = (p.k_filter, &self.filter_data) {
@@ -311,7 +338,25 @@ impl SeuratTransfer {
                 query.source
             )));
         }
-        // Within-data neighbourhoods are needed for anchor cells only (ScoreAnchors).
+        Ok(Anchors {
+            pairs,
+            ref_to_query,
+            query_to_ref,
+        })
+    }
+
+    /// `ScoreAnchors`: shared-neighbour overlap of each pair, from neighbourhoods searched
+    /// for the anchor cells only.
+    fn score_anchor_pairs(
+        &self,
+        anchors: &Anchors,
+        query_space: ArrayView2<f32>,
+        k: usize,
+        sw: &mut Stopwatch,
+    ) -> Result<Vec<f64>> {
+        let p = &self.params;
+        let n_ref = self.anchor_space.nrows();
+        let pairs = &anchors.pairs;
         let cells = |side: fn(&(usize, usize)) -> usize| {
             let mut c: Vec<usize> = pairs.iter().map(side).collect();
             c.sort_unstable();
@@ -326,32 +371,19 @@ impl SeuratTransfer {
             k_within,
         )?;
         let self_query =
-            PartialNeighbors::search(&p.neighbors, query_space.view(), &cells(|a| a.1), k + 1)?;
+            PartialNeighbors::search(&p.neighbors, query_space, &cells(|a| a.1), k + 1)?;
         sw.lap("within neighbours");
-        let anchor_scores = score_anchors(
-            &pairs,
+        let scores = score_anchors(
+            pairs,
             &within,
             &self_query,
-            &ref_to_query,
-            &query_to_ref,
+            &anchors.ref_to_query,
+            &anchors.query_to_ref,
             p.k_score,
             n_ref,
         );
         sw.lap("anchor pairs + scores");
-        let scores = self.weighted_votes(&pairs, &anchor_scores, &projected, &mut warnings)?;
-        let (predicted, max_scores) = self.argmax(&scores);
-        sw.lap("weights + votes");
-        Ok(TransferResult {
-            prediction: Prediction {
-                classes: self.classes.clone(),
-                predicted,
-                scores: max_scores,
-            },
-            scores,
-            n_anchors: pairs.len(),
-            warnings,
-            stage_seconds: sw.finish(),
-        })
+        Ok(scores)
     }
 
     /// `TransferData`'s weights and the resulting class scores (query cells × classes).

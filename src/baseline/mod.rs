@@ -19,10 +19,10 @@ use crate::eval::Prediction;
 use crate::traits::{Fit, Predict};
 pub use annoy::AnnoyParams;
 pub use knn::{Knn, KnnParams};
-pub use neighbors::NeighborMethod;
-pub use reference_pca::{ReferencePca, ReferencePcaParams};
 pub use label_transfer::{SeuratParams, SeuratTransfer, TransferResult};
 pub use logistic::{LogisticParams, LogisticRegression};
+pub use neighbors::NeighborMethod;
+pub use reference_pca::{ReferencePca, ReferencePcaParams};
 
 /// Which baseline to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
