@@ -90,6 +90,26 @@ fn smoke_study_outputs_and_resume() {
         }
     }
 
+    // The tuned arm chose once for the data set and model (at the first seed, on the clean
+    // reference) and every seed and condition reuses that setting.
+    let tuning: Vec<_> = std::fs::read_dir(full.join("runs/tuning"))
+        .unwrap()
+        .collect();
+    assert_eq!(tuning.len(), 1, "one choice per data set and tuned method");
+    let chosen: Vec<serde_json::Value> = std::fs::read_dir(full.join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .filter(|r| r["method"] == "geneformer-tuned")
+        .map(|r| r["tune"]["chosen"].clone())
+        .collect();
+    assert_eq!(chosen.len(), 4, "2 seeds x 2 conditions");
+    assert!(
+        chosen.iter().all(|c| c == &chosen[0] && c.is_object()),
+        "{chosen:?}"
+    );
+
     // Interrupted run: kill it once the first grid cell is on disk.
     let part = tmp.path().join("part");
     let mut child = Command::new(bin())
@@ -156,7 +176,12 @@ fn shards_merge_to_the_single_run() {
         let dir = tmp.path().join(format!("shard{k}"));
         study_with(&["--shard", &format!("{k}/3")], &dir);
         assert!(!dir.join("REPORT.md").exists(), "a shard writes no report");
-        n_shard_records += std::fs::read_dir(dir.join("runs")).unwrap().count();
+        // Records only: a shard with a tuned-arm unit also caches the arm's choice.
+        n_shard_records += std::fs::read_dir(dir.join("runs"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count();
         shard_dirs.push(dir);
     }
     let rows = results_without_time(&full);

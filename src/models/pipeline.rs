@@ -535,6 +535,7 @@ mod tests {
         let grid = TuneGrid {
             lrs: vec![1e-5, 3e-3],
             pretrain: vec![true, false],
+            per_fit: false,
         };
         let opts = PipelineOptions::default();
         let fit =

@@ -1,8 +1,13 @@
 //! The `tuned` arm: each model picks its own learning rate and whether to pretrain, on
 //! reference-validation loss only. Every candidate is fitted with the same seed, split and
-//! inputs; the query never enters the choice (it is predicted by every candidate only
-//! because prediction is part of a fit, and only the chosen candidate's predictions are
-//! returned).
+//! inputs; the query never enters the choice (nothing is predicted until a setting is
+//! chosen).
+//!
+//! In a study the choice is made once per data set and model, on the clean reference with
+//! the first seed, and reused for every seed and noise condition (`per_fit = false`, the
+//! default): seeds and noise conditions are then compared at the same setting, so their
+//! differences are not blurred by a selection that moves with them, and the grid is fitted
+//! once instead of once per fit. `per_fit = true` re-tunes every fit.
 
 use super::{FitReport, TrainConfig};
 use crate::error::{Error, Result};
@@ -18,6 +23,10 @@ pub struct TuneGrid {
     /// Pretraining on (the profile's `pretrain_steps`) and/or off. Default both.
     #[serde(default = "default_pretrain")]
     pub pretrain: Vec<bool>,
+    /// Re-tune every fit (each seed and reference condition) instead of choosing once per
+    /// data set and model on the clean reference at the first seed. Default false.
+    #[serde(default)]
+    pub per_fit: bool,
 }
 
 fn default_lrs() -> Vec<f64> {
@@ -33,6 +42,7 @@ impl Default for TuneGrid {
         Self {
             lrs: default_lrs(),
             pretrain: default_pretrain(),
+            per_fit: false,
         }
     }
 }
@@ -63,6 +73,20 @@ impl TuneGrid {
             ));
         }
         Ok(())
+    }
+
+    /// `base` with the chosen setting (the grid's configuration for `chosen`).
+    pub fn config_for(&self, base: &TrainConfig, chosen: &Candidate) -> Result<TrainConfig> {
+        self.candidates(base)
+            .into_iter()
+            .find(|(c, _)| c == chosen)
+            .map(|(_, cfg)| cfg)
+            .ok_or_else(|| {
+                Error::param(
+                    "tune",
+                    format!("setting {chosen:?} is not a candidate of the grid"),
+                )
+            })
     }
 
     /// The candidate configurations, in grid order (learning rate, then pretraining).

@@ -6,7 +6,9 @@ use crate::data::{CsrMatrix, Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::models::tune::{tune, TuneGrid, TuneReport};
-use crate::models::{fit_classifier, ModelKind, PipelineOptions, TrainConfig};
+use crate::models::{
+    fit_classifier, FitReport, ModelKind, NeuralClassifier, PipelineOptions, TrainConfig,
+};
 use crate::study::config::NoiseCondition;
 use crate::traits::Predict;
 
@@ -93,6 +95,12 @@ impl MethodContext {
             }
         };
         Ok(Some(verdict(ValScores { accuracy, macro_f1 }, logistic)))
+    }
+
+    /// True when the tuned arm chooses its setting once per data set and model (the default)
+    /// rather than on every fit.
+    pub fn tunes_once(&self) -> bool {
+        !self.tune.per_fit
     }
 
     pub fn hash_input(&self, method: &str) -> String {
@@ -215,7 +223,9 @@ pub struct MethodOutcome {
     pub tune: Option<TuneReport>,
 }
 
-/// Fit `method` on the reference and predict every query.
+/// Fit `method` on the reference and predict every query. A tuned method fits the setting
+/// of `chosen` when given (a choice made once for the data set, see [`choose_setting`]),
+/// else tunes on this reference.
 ///
 /// Seurat's anchors depend on the query, so it runs once per query. The other methods
 /// predict each cell independently of the rest of the query, so the queries are stacked
@@ -223,12 +233,16 @@ pub struct MethodOutcome {
 pub fn run_method(
     ctx: &MethodContext,
     method: &str,
-    reference: &Dataset,
-    labels: &Labels,
+    fit_on: &FitOn,
     queries: &[Dataset],
-    seed: u64,
-    progress: bool,
+    chosen: Option<&TuneReport>,
 ) -> Result<MethodOutcome> {
+    let FitOn {
+        reference,
+        labels,
+        seed,
+        progress,
+    } = *fit_on;
     let parsed: Method = method.parse()?;
     if parsed == Method::Baseline(BaselineMethod::Seurat) {
         let predictions = queries
@@ -256,44 +270,110 @@ pub fn run_method(
         }
         Method::Neural { kind, tuned } => (kind, tuned),
     };
-    let (pred, n_params, gate, curve, tune) = {
-        let cfg = ctx.train.as_ref().ok_or_else(|| {
-            Error::param(
-                "train",
-                format!("the profile has no [train] section, needed by {method}"),
-            )
-        })?;
-        let fit_one = |c: &TrainConfig| {
-            let opts = PipelineOptions {
-                progress,
-                ..Default::default()
-            };
-            fit_classifier(kind, c, reference, labels, seed, &opts)
-        };
-        let (model, fit, tune) = if tuned {
-            let (m, f, t) = tune(&ctx.tune, cfg, fit_one)?;
-            (m, f, Some(t))
-        } else {
-            let (m, f) = fit_one(cfg)?;
-            (m, f, None)
-        };
-        // The gate's logistic regression sees the same reference cells as the model.
-        let gate = ctx.gate(reference, labels, &fit, seed)?;
-        (
-            model.predict(&stacked)?,
-            Some(fit.n_params),
-            gate,
-            fit.learning_curve,
-            tune,
-        )
+    let neural = Neural {
+        ctx,
+        kind,
+        reference,
+        labels,
+        seed,
+        progress,
     };
+    let (pred, fit, tune) = match (tuned, chosen) {
+        (true, Some(report)) => {
+            let cfg = ctx.tune.config_for(neural.base_config()?, &report.chosen)?;
+            let (model, fit) = neural.fit(&cfg)?;
+            (model.predict(&stacked)?, fit, Some(report.clone()))
+        }
+        (true, None) => {
+            let (model, fit, report) = tune(&ctx.tune, neural.base_config()?, |c| neural.fit(c))?;
+            (model.predict(&stacked)?, fit, Some(report))
+        }
+        (false, _) => {
+            let (model, fit) = neural.fit(neural.base_config()?)?;
+            (model.predict(&stacked)?, fit, None)
+        }
+    };
+    // The gate's logistic regression sees the same reference cells as the model.
+    let gate = ctx.gate(reference, labels, &fit, seed)?;
     Ok(MethodOutcome {
         predictions: unstack(&pred, queries),
-        n_params,
+        n_params: Some(fit.n_params),
         gate,
-        learning_curve: curve,
+        learning_curve: fit.learning_curve,
         tune,
     })
+}
+
+/// The tuned arm's choice for the neural `method` on `reference`: every candidate of the
+/// grid fitted with `seed`, the lowest reference-validation loss kept. Nothing is predicted.
+pub fn choose_setting(ctx: &MethodContext, method: &str, fit_on: &FitOn) -> Result<TuneReport> {
+    let FitOn {
+        reference,
+        labels,
+        seed,
+        progress,
+    } = *fit_on;
+    let kind = model_kind(method)
+        .ok_or_else(|| Error::param("method", format!("'{method}' is not a neural method")))?;
+    let neural = Neural {
+        ctx,
+        kind,
+        reference,
+        labels,
+        seed,
+        progress,
+    };
+    let (_, _, report) = tune(&ctx.tune, neural.base_config()?, |c| neural.fit(c))?;
+    Ok(report)
+}
+
+/// What a method is fitted on: the reference cells and labels, the seed, and whether to
+/// show progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct FitOn<'a> {
+    pub reference: &'a Dataset,
+    pub labels: &'a Labels,
+    pub seed: u64,
+    pub progress: bool,
+}
+
+/// One neural fit's inputs.
+struct Neural<'a> {
+    ctx: &'a MethodContext,
+    kind: ModelKind,
+    reference: &'a Dataset,
+    labels: &'a Labels,
+    seed: u64,
+    progress: bool,
+}
+
+impl Neural<'_> {
+    fn base_config(&self) -> Result<&TrainConfig> {
+        self.ctx.train.as_ref().ok_or_else(|| {
+            Error::param(
+                "train",
+                format!(
+                    "the profile has no [train] section, needed by {}",
+                    self.kind.as_str()
+                ),
+            )
+        })
+    }
+
+    fn fit(&self, cfg: &TrainConfig) -> Result<(NeuralClassifier, FitReport)> {
+        let opts = PipelineOptions {
+            progress: self.progress,
+            ..Default::default()
+        };
+        fit_classifier(
+            self.kind,
+            cfg,
+            self.reference,
+            self.labels,
+            self.seed,
+            &opts,
+        )
+    }
 }
 
 fn stack_cells(parts: &[Dataset]) -> Result<Dataset> {

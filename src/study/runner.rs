@@ -7,8 +7,11 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::eval::{bootstrap_ci, evaluate, ClassificationReport, Metric};
+use crate::models::tune::TuneReport;
 use crate::study::config::{DatasetSpec, NoiseCondition, StudyConfig};
-use crate::study::methods::{run_method, MethodContext, MethodOutcome};
+use crate::study::methods::{
+    choose_setting, is_tuned, run_method, FitOn, MethodContext, MethodOutcome,
+};
 use crate::study::tasks::{load_task, Task};
 use crate::study::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -168,12 +171,18 @@ pub fn run_study_part(
                                 cell_key(spec, method, seed, c, &h, cfg.bootstrap, &data_hash)
                             })
                             .collect();
+                        let tuning = (is_tuned(method) && ctx.tunes_once()).then(|| {
+                            let first = cfg.seeds[0];
+                            let h = ctx.hash_input(method);
+                            (tuning_key(spec, method, first, &h, &data_hash), first)
+                        });
                         let unit_run = Unit {
                             task: &task,
                             method,
                             seed,
                             group,
                             keys: &keys,
+                            tuning,
                         };
                         let (recs, computed) =
                             run_unit(&ctx, &unit_run, &runs_dir, cfg.bootstrap, &bar, progress)?;
@@ -199,6 +208,9 @@ struct Unit<'a> {
     seed: u64,
     group: &'a [NoiseCondition],
     keys: &'a [String],
+    /// Tuned arm, chosen once per data set and model: the cache key of that choice and the
+    /// seed it is made with (the study's first).
+    tuning: Option<(String, u64)>,
 }
 
 /// Run one unit, or take its records from the cache; returns the records and how many were
@@ -217,16 +229,18 @@ fn run_unit(
     }
     // The unit's time includes perturbing its inputs.
     let started = Instant::now();
+    let chosen = match &u.tuning {
+        Some((key, seed)) => Some(tuning_choice(ctx, u, key, *seed, runs_dir, progress)?),
+        None => None,
+    };
     let (reference, queries) = perturbed_inputs(u)?;
-    let outcome = run_method(
-        ctx,
-        u.method,
-        &reference,
-        &u.task.reference_labels,
-        &queries,
-        u.seed,
+    let fit_on = FitOn {
+        reference: &reference,
+        labels: &u.task.reference_labels,
+        seed: u.seed,
         progress,
-    )?;
+    };
+    let outcome = run_method(ctx, u.method, &fit_on, &queries, chosen.as_ref())?;
     let seconds = started.elapsed().as_secs_f64();
     let sink = RecordSink {
         runs_dir,
@@ -236,6 +250,40 @@ fn run_unit(
     let records = sink.record(u, &outcome, seconds)?;
     let n = records.len();
     Ok((records, n))
+}
+
+/// The tuned arm's setting for the unit's data set and model: from `runs/tuning/KEY.json`
+/// when an earlier unit (or shard) chose it, else chosen now on the clean reference with
+/// `seed` and cached there.
+fn tuning_choice(
+    ctx: &MethodContext,
+    u: &Unit,
+    key: &str,
+    seed: u64,
+    runs_dir: &Path,
+    progress: bool,
+) -> Result<TuneReport> {
+    let path = runs_dir.join("tuning").join(format!("{key}.json"));
+    if let Some(report) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        return Ok(report);
+    }
+    let fit_on = FitOn {
+        reference: &u.task.reference,
+        labels: &u.task.reference_labels,
+        seed,
+        progress,
+    };
+    let report = choose_setting(ctx, u.method, &fit_on)?;
+    let dir = runs_dir.join("tuning");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&report).map_err(json_err)?,
+    )?;
+    Ok(report)
 }
 
 /// The unit's reference (perturbed when a condition of its group touches the reference)
@@ -460,6 +508,26 @@ fn cell_key(
         "seed": seed,
         "noise": cond,
         "bootstrap": bootstrap,
+    })
+    .to_string();
+    hex(&Sha256::digest(text.as_bytes()))[..24].to_string()
+}
+
+/// Cache key of the tuned arm's choice for a data set and method (made with `seed`).
+fn tuning_key(
+    spec: &DatasetSpec,
+    method: &str,
+    seed: u64,
+    method_cfg: &str,
+    data_hash: &str,
+) -> String {
+    let text = serde_json::json!({
+        "code": CODE_VERSION,
+        "dataset": spec,
+        "data": data_hash,
+        "method": method,
+        "method_config": method_cfg,
+        "tuning_seed": seed,
     })
     .to_string();
     hex(&Sha256::digest(text.as_bytes()))[..24].to_string()
