@@ -7,7 +7,7 @@
 # 2. simulates a pancreas-like CELLS x GENES data set (reference = batch "reference",
 #    query = batch "query") and exports both sides as MTX for R; also exports the
 #    shared cbmc task (scdcc_cite_cbmc_top2000.h5ad, splits/cbmc) when the shared data
-#    folder exists (SCROBUST_SHARED_DATA, default ../shared/data);
+#    folder exists (SCROBUST_SHARED_DATA, default data/ of this checkout);
 # 3. times `scrobust transfer --method seurat` on both with /usr/bin/time -v (wall
 #    seconds of fit + predict from the JSON, total wall time and peak RSS);
 # 4. if R + Seurat are absent, installs r-base-core and r-cran-seurat with apt when the
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CELLS="${1:-15000}"
 GENES="${2:-3000}"
-SHARED="${SCROBUST_SHARED_DATA:-../shared/data}"
+SHARED="${SCROBUST_SHARED_DATA:-data}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
