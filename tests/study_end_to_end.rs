@@ -137,6 +137,13 @@ fn smoke_study_outputs_and_resume() {
     }
     child.kill().expect("kill");
     let _ = child.wait();
+    // The default runs one worker process per core; they die with the killed parent, so
+    // nothing is written after it.
+    let count = || std::fs::read_dir(&runs).map(|d| d.count()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let after_kill = count();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(), after_kill, "a worker outlived the killed study");
     assert!(
         !part.join("REPORT.md").exists(),
         "the study finished before it could be interrupted"

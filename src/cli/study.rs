@@ -37,9 +37,11 @@ pub struct StudyArgs {
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
     /// Grid units run at once on this machine, each in its own single-threaded process
-    /// (shard k of J); the report is written once all are done.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
+    /// (shard k of J); the report is written once all are done. Defaults to the number of
+    /// cores available: on 2 cores, 2 single-threaded jobs finished the quick profile
+    /// faster than 1 job with 2 threads (see the README). `--jobs 1` runs in this process.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
     /// Internal: a worker of `--jobs`, writing under its parent's lock.
     #[arg(long, hide = true, requires = "shard")]
     pub worker: bool,
@@ -84,17 +86,71 @@ pub fn run(args: &StudyArgs) -> Result<()> {
             args.worker,
         );
     }
-    if args.jobs > 1 {
-        run_workers(args)?;
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    // The report's wall time and computed count include the workers' part.
+    let run = ProfileRun {
+        started: Instant::now(),
+        computed_before: 0,
+    };
+    let before = count_records(&args.out);
+    if jobs > 1 {
+        run_workers(args, jobs)?;
     }
+    let run = ProfileRun {
+        computed_before: count_records(&args.out).saturating_sub(before),
+        ..run
+    };
     run_profile(
         &text,
         &args.config,
         &args.out,
         &command,
-        args.json,
-        progress,
+        (args.json, progress),
+        run,
     )
+}
+
+/// When the study started, and how many records worker processes computed before the
+/// report's own pass.
+#[derive(Debug, Clone, Copy)]
+struct ProfileRun {
+    started: Instant,
+    computed_before: usize,
+}
+
+/// Records cached under `out/runs`.
+fn count_records(out: &Path) -> usize {
+    std::fs::read_dir(out.join("runs")).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    })
+}
+
+/// One job per core the process may use.
+fn default_jobs() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 256) as u32)
+}
+
+/// A `--jobs` worker ends with its parent: a study killed by its pid (not only by a
+/// terminal's Ctrl-C, which reaches the whole process group) leaves no worker writing into
+/// its folder.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // A parent that died before the flag was set has already re-parented this process.
+    let parent = std::env::var("SCROBUST_PARENT_PID").ok();
+    #[cfg(unix)]
+    // SAFETY: getppid has no preconditions.
+    let ppid = unsafe { libc::getppid() }.to_string();
+    #[cfg(not(unix))]
+    let ppid = parent.clone().unwrap_or_default();
+    if parent.is_some_and(|p| p != ppid) {
+        std::process::exit(2);
+    }
 }
 
 /// Run one shard of the grid: records only, no figures or report.
@@ -107,6 +163,9 @@ fn run_shard(
     worker: bool,
 ) -> Result<()> {
     let cfg = StudyConfig::from_toml_str(text, path)?;
+    if worker {
+        die_with_parent();
+    }
     let lock = if worker {
         None
     } else {
@@ -129,14 +188,14 @@ fn run_shard(
 /// under this process's lock; the caller then runs the whole grid (all cached) for the
 /// report. Processes rather than threads: each worker has its own thread pools, so no
 /// worker's matrix products wait on another's, and results stay keyed and identical.
-fn run_workers(args: &StudyArgs) -> Result<()> {
+fn run_workers(args: &StudyArgs, jobs: u32) -> Result<()> {
     StudyConfig::from_toml_str(
         &std::fs::read_to_string(&args.config).map_err(|e| Error::io(&args.config, e))?,
         &args.config,
     )?;
     let lock = StudyLock::acquire(&args.out)?;
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
-    let children: Vec<std::process::Child> = (1..=args.jobs)
+    let children: Vec<std::process::Child> = (1..=jobs)
         .map(|k| {
             std::process::Command::new(&exe)
                 .args(["study", "--no-progress", "--worker", "--config"])
@@ -144,8 +203,9 @@ fn run_workers(args: &StudyArgs) -> Result<()> {
                 .arg("--out")
                 .arg(&args.out)
                 .arg("--shard")
-                .arg(format!("{k}/{}", args.jobs))
+                .arg(format!("{k}/{jobs}"))
                 .env("RAYON_NUM_THREADS", "1")
+                .env("SCROBUST_PARENT_PID", std::process::id().to_string())
                 .env("CANDLE_NUM_THREADS", "1")
                 .spawn()
                 .map_err(|e| Error::io(&exe, e))
@@ -161,7 +221,7 @@ fn run_workers(args: &StudyArgs) -> Result<()> {
     if failed > 0 {
         return Err(Error::param(
             "jobs",
-            format!("{failed} of {} workers failed; rerun to resume", args.jobs),
+            format!("{failed} of {jobs} workers failed; rerun to resume"),
         ));
     }
     Ok(())
@@ -197,13 +257,17 @@ fn merge_runs(dirs: &[PathBuf], out: &Path) -> Result<()> {
 /// Run `scrobust reproduce`: the compiled-in quick profile.
 pub fn run_reproduce(args: &ReproduceArgs) -> Result<()> {
     let command = format!("scrobust reproduce --out {}", args.out.display());
+    let run = ProfileRun {
+        started: Instant::now(),
+        computed_before: 0,
+    };
     run_profile(
         QUICK_PROFILE,
         Path::new("configs/quick.toml"),
         &args.out,
         &command,
-        false,
-        !args.no_progress,
+        (false, !args.no_progress),
+        run,
     )
 }
 
@@ -212,11 +276,11 @@ fn run_profile(
     path: &Path,
     out: &Path,
     command: &str,
-    json: bool,
-    progress: bool,
+    (json, progress): (bool, bool),
+    run: ProfileRun,
 ) -> Result<()> {
     let cfg = StudyConfig::from_toml_str(text, path)?;
-    let started = Instant::now();
+    let started = run.started;
     let config_hash: String = Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -250,7 +314,7 @@ fn run_profile(
         notes: &output.notes,
         figures: &figures,
         seconds_total: started.elapsed().as_secs_f64(),
-        n_computed: output.n_computed,
+        n_computed: output.n_computed + run.computed_before,
     };
     write_outputs(&output.records, &ctx, out)?;
     drop(lock);

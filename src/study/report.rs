@@ -132,7 +132,10 @@ fn scale_section(s: &mut String, records: &[RunRecord]) {
          profile (5 seeds, 2 draws of each simulated data set, 4 real tasks) is the one that \
          can judge the claims."
     } else if seeds.len() < 5 || datasets.len() < 4 {
-        "**Small scale.** Intervals rest on few seeds or data sets; read verdicts with care."
+        "**Demonstration scale.** Fewer than 5 seeds or 4 data sets: the intervals below show \
+         seed-to-seed spread, but rest on too few seeds and data sets to judge the claims, and \
+         the verdicts are indicative only. The `standard` profile (5 seeds, 2 draws of each \
+         simulated data set, 4 real tasks) is the one that can judge them."
     } else {
         "**Claim scale.** At least 5 seeds and 4 data sets: intervals and verdicts below are the \
          run's answer to each claim."
