@@ -193,6 +193,7 @@ fn run_workers(args: &StudyArgs, jobs: u32) -> Result<()> {
         &std::fs::read_to_string(&args.config).map_err(|e| Error::io(&args.config, e))?,
         &args.config,
     )?;
+    let existed = args.out.exists();
     let lock = StudyLock::acquire(&args.out)?;
     let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
     let children: Vec<std::process::Child> = (1..=jobs)
@@ -219,6 +220,11 @@ fn run_workers(args: &StudyArgs, jobs: u32) -> Result<()> {
     }
     drop(lock);
     if failed > 0 {
+        // As a failed in-process run: folders the workers made but filled with nothing go.
+        remove_if_empty(&args.out.join("runs"));
+        if !existed {
+            remove_if_empty(&args.out);
+        }
         return Err(Error::param(
             "jobs",
             format!("{failed} of {jobs} workers failed; rerun to resume"),
