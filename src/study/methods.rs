@@ -241,7 +241,7 @@ pub fn run_method(
         reference,
         labels,
         seed,
-        progress,
+        ..
     } = *fit_on;
     let parsed: Method = method.parse()?;
     if parsed == Method::Baseline(BaselineMethod::Seurat) {
@@ -273,10 +273,7 @@ pub fn run_method(
     let neural = Neural {
         ctx,
         kind,
-        reference,
-        labels,
-        seed,
-        progress,
+        on: *fit_on,
     };
     let (pred, fit, tune) = match (tuned, chosen) {
         (true, Some(report)) => {
@@ -307,21 +304,12 @@ pub fn run_method(
 /// The tuned arm's choice for the neural `method` on `reference`: every candidate of the
 /// grid fitted with `seed`, the lowest reference-validation loss kept. Nothing is predicted.
 pub fn choose_setting(ctx: &MethodContext, method: &str, fit_on: &FitOn) -> Result<TuneReport> {
-    let FitOn {
-        reference,
-        labels,
-        seed,
-        progress,
-    } = *fit_on;
     let kind = model_kind(method)
         .ok_or_else(|| Error::param("method", format!("'{method}' is not a neural method")))?;
     let neural = Neural {
         ctx,
         kind,
-        reference,
-        labels,
-        seed,
-        progress,
+        on: *fit_on,
     };
     let (_, _, report) = tune(&ctx.tune, neural.base_config()?, |c| neural.fit(c))?;
     Ok(report)
@@ -341,10 +329,7 @@ pub struct FitOn<'a> {
 struct Neural<'a> {
     ctx: &'a MethodContext,
     kind: ModelKind,
-    reference: &'a Dataset,
-    labels: &'a Labels,
-    seed: u64,
-    progress: bool,
+    on: FitOn<'a>,
 }
 
 impl Neural<'_> {
@@ -361,18 +346,12 @@ impl Neural<'_> {
     }
 
     fn fit(&self, cfg: &TrainConfig) -> Result<(NeuralClassifier, FitReport)> {
+        let on = self.on;
         let opts = PipelineOptions {
-            progress: self.progress,
+            progress: on.progress,
             ..Default::default()
         };
-        fit_classifier(
-            self.kind,
-            cfg,
-            self.reference,
-            self.labels,
-            self.seed,
-            &opts,
-        )
+        fit_classifier(self.kind, cfg, on.reference, on.labels, on.seed, &opts)
     }
 }
 

@@ -508,9 +508,13 @@ fn cell_key(
         "seed": seed,
         "noise": cond,
         "bootstrap": bootstrap,
-    })
-    .to_string();
-    hex(&Sha256::digest(text.as_bytes()))[..24].to_string()
+    });
+    content_key(&text)
+}
+
+/// The first 24 hex digits of the SHA-256 of `what`'s JSON text.
+fn content_key(what: &serde_json::Value) -> String {
+    hex(&Sha256::digest(what.to_string().as_bytes()))[..24].to_string()
 }
 
 /// Cache key of the tuned arm's choice for a data set and method (made with `seed`).
@@ -528,9 +532,8 @@ fn tuning_key(
         "method": method,
         "method_config": method_cfg,
         "tuning_seed": seed,
-    })
-    .to_string();
-    hex(&Sha256::digest(text.as_bytes()))[..24].to_string()
+    });
+    content_key(&text)
 }
 
 fn noise_seed(seed: u64, dataset: &str, cond: &NoiseCondition, side: &str) -> u64 {
