@@ -89,6 +89,12 @@ for model in ("scgpt", "geneformer", "scmamba2"):
         parts.append(f"{fw} " + " / ".join(f"{r.get(k, float('nan')) * 1e3:.0f}"
                                            for k in ("forward_s", "backward_s", "optim_s")))
     print(f"  {model:<11} " + ";  ".join(parts))
+print("inference cells/s (eval mode, softmax, argmax; batch as above):")
+for model in ("scgpt", "geneformer", "scmamba2"):
+    c, t = best[(model, "candle")], best[(model, "torch")]
+    cp, tp = c.get("predict_cells_per_s"), t.get("predict_cells_per_s")
+    if cp and tp:
+        print(f"  {model:<11} candle {cp:.0f}, torch {tp:.0f}: {cp / tp:.2f}x")
 print("ratio = candle / torch cells per second (forward + backward + clip + AdamW); "
       "RSS = peak resident set (VmHWM) of each model's process")
 PY

@@ -119,6 +119,7 @@ fn run(
     }
     let secs = t0.elapsed().as_secs_f64();
     let cells = (steps * p.batch_size) as f64;
+    let predict_s = time_predict(&model, &batch, steps, warmup, &device)?;
     let json = serde_json::json!({
         "model": kind.as_str(),
         "framework": "candle",
@@ -128,6 +129,8 @@ fn run(
         "forward_s": phases[0] / steps as f64,
         "backward_s": phases[1] / steps as f64,
         "optim_s": phases[2] / steps as f64,
+        // Inference as the pipeline predicts: eval mode, softmax, argmax and max score.
+        "predict_cells_per_s": p.batch_size as f64 / predict_s,
         "n_params": store.n_params()?,
         "threads": candle_core::utils::get_num_threads(),
         "batch": p.batch_size,
@@ -137,6 +140,24 @@ fn run(
     });
     println!("{json}");
     Ok(())
+}
+
+/// Seconds per batch of [`Classifier::predict`] on `batch` (after `warmup` untimed calls).
+fn time_predict(
+    model: &Classifier,
+    batch: &Batch,
+    steps: usize,
+    warmup: usize,
+    device: &Device,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut t0 = Instant::now();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            t0 = Instant::now();
+        }
+        model.predict(batch, batch.batch_size, device)?;
+    }
+    Ok(t0.elapsed().as_secs_f64() / steps as f64)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
