@@ -56,8 +56,8 @@ struct ModelMeta {
 }
 
 impl NeuralClassifier {
-    /// Assemble a classifier after training (`genes`: the model's input genes, in the order
-    /// of the reference it was fitted on).
+    /// Assemble a classifier after training; its input genes are `reference`'s (the data
+    /// the model was fitted on, after any HVG restriction), in that order.
     pub(crate) fn new(
         kind: ModelKind,
         cfg: &TrainConfig,
