@@ -40,11 +40,8 @@ fn run(args: &[String]) -> Result<()> {
                 n_genes,
                 ..SimulateOptions::new(Profile::PancreasLike)
             })?;
-            // Every command refuses empty cells (scanpy's filter_cells(min_genes=1) first).
-            let kept: Vec<usize> = (0..ds.n_obs())
-                .filter(|&i| !ds.x.row(i).0.is_empty())
-                .collect();
-            let ds = ds.select_cells(&kept);
+            // Every command refuses empty cells.
+            let (ds, _) = ds.without_empty_cells();
             write_h5ad(&ds, &out.join("sim.h5ad"))?;
             let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
             export(&ds, "cell_type", &r, &q, out)

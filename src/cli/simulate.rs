@@ -78,9 +78,12 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     }
     let ds = simulate_with(&opts, params.as_ref(), &bar)?;
     bar.finish_and_clear();
+    // The written file must be one every analysing command accepts, and they refuse
+    // empty cells.
+    let (ds, n_empty) = ds.without_empty_cells();
     write_h5ad(&ds, out)?;
     eprintln!(
-        "wrote {} ({} cells x {} genes, profile {profile}, seed {})",
+        "wrote {} ({} cells x {} genes, profile {profile}, seed {}; {n_empty} cells without counts dropped)",
         out.display(),
         ds.n_obs(),
         ds.n_vars(),

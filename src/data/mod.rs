@@ -370,6 +370,18 @@ impl Dataset {
         Ok(())
     }
 
+    /// The cells that have at least one non-zero value, and how many were dropped: what
+    /// scanpy's `filter_cells(min_counts=1)` keeps. For simulated data, where a cell can
+    /// draw no count; user files with empty cells are refused instead
+    /// ([`Dataset::check_no_empty_cells`]), since dropping them is the user's choice.
+    pub fn without_empty_cells(&self) -> (Dataset, usize) {
+        let expressed: Vec<usize> = (0..self.n_obs())
+            .filter(|&r| self.x.row(r).1.iter().any(|&v| v != 0.0))
+            .collect();
+        let n_empty = self.n_obs() - expressed.len();
+        (self.select_cells(&expressed), n_empty)
+    }
+
     /// Error when a cell has no non-zero value (it cannot be normalized or tokenized).
     pub fn check_no_empty_cells(&self) -> Result<()> {
         let empty: Vec<&str> = (0..self.n_obs())

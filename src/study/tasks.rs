@@ -141,14 +141,7 @@ fn load_simulated_task(
         n_genes: genes,
         seed,
     })?;
-    // A simulated cell can draw no count at all; like scanpy's
-    // filter_cells(min_counts=1) on real data, such cells are dropped and counted
-    // (user files with empty cells are refused instead: they need the user's choice).
-    let expressed: Vec<usize> = (0..ds.n_obs())
-        .filter(|&r| ds.x.row(r).1.iter().any(|&v| v != 0.0))
-        .collect();
-    let n_empty = ds.n_obs() - expressed.len();
-    let ds = ds.select_cells(&expressed);
+    let (ds, n_empty) = ds.without_empty_cells();
     let (r, q) = split_by_values(&ds, "batch", &["reference".to_string()])?;
     let notes = vec![format!(
         "simulated {profile_name} ({} cells x {} genes, seed {seed}; {n_empty} cells without counts dropped); reference = batch 'reference'",
