@@ -251,13 +251,7 @@ mod tests {
     /// printed the constants below.
     #[test]
     fn matches_sklearn_small() {
-        let x = array![
-            [1.0f32, 2.0, 0.0],
-            [3.0, 1.0, 1.0],
-            [0.0, 0.0, 4.0],
-            [2.0, 5.0, 1.0],
-            [1.0, 1.0, 1.0]
-        ];
+        let x = small_matrix();
         let fit = Pca::new().n_components(2).fit(x.view()).unwrap();
         for (g, w) in fit.explained_variance().iter().zip(SKLEARN_VAR) {
             assert_abs_diff_eq!(*g, w, epsilon = 1e-9);
@@ -268,17 +262,10 @@ mod tests {
     }
 
     /// Without centring, the components are the right singular vectors of X: checked
-    /// against the eigenvectors of XᵀX computed densely, and a shifted cloud's first
-    /// axis points at its centre instead of along its spread.
+    /// against the eigenvectors of XᵀX, and the scores are X times the components.
     #[test]
     fn uncentred_is_truncated_svd() {
-        let x = array![
-            [1.0f32, 2.0, 0.0],
-            [3.0, 1.0, 1.0],
-            [0.0, 0.0, 4.0],
-            [2.0, 5.0, 1.0],
-            [1.0, 1.0, 1.0]
-        ];
+        let x = small_matrix();
         let fit = Pca::new()
             .n_components(2)
             .zero_center(false)
@@ -297,6 +284,17 @@ mod tests {
         let z = fit.transform(x.view());
         let want = x.dot(&fit.components().t());
         assert_abs_diff_eq!(z, want, epsilon = 1e-6);
+    }
+
+    /// The 5 × 3 matrix of the sklearn comparison.
+    fn small_matrix() -> ndarray::Array2<f32> {
+        array![
+            [1.0f32, 2.0, 0.0],
+            [3.0, 1.0, 1.0],
+            [0.0, 0.0, 4.0],
+            [2.0, 5.0, 1.0],
+            [1.0, 1.0, 1.0]
+        ]
     }
 
     const SKLEARN_VAR: [f64; 2] = [4.975928856620, 1.597626362518];
