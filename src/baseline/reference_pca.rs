@@ -159,9 +159,9 @@ impl ReferencePcaParams {
                 "the reference needs at least 3 cells",
             ));
         }
-        let chain = self
+        let (chain, embeddings) = self
             .pipeline(reference.n_obs(), reference.n_vars())
-            .fit(&reference.x, reference.value_kind)
+            .fit_transform(&reference.x, reference.value_kind)
             .map_err(|e| in_file(e, &reference.source))?;
         let features = chain
             .hvg()
@@ -169,7 +169,6 @@ impl ReferencePcaParams {
             .iter()
             .map(|&j| reference.gene_names[j].clone())
             .collect();
-        let embeddings = chain.transform(&reference.x)?;
         let loadings = chain.pca().components().t().to_owned();
         Ok(ReferencePca {
             chain,
@@ -216,7 +215,7 @@ impl ReferencePca {
     pub fn embeddings(&self) -> ArrayView2<'_, f32> {
         self.embeddings.view()
     }
-    /// Wall-clock seconds of each fitting stage (normalize, hvg, scale, pca).
+    /// Wall-clock seconds of each fitting stage (normalize, hvg, scale, pca, embed).
     pub fn fit_stages(&self) -> &[(&'static str, f64)] {
         self.chain.fit_stages()
     }

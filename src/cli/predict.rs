@@ -41,7 +41,14 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         .input
         .load_query(args.label_key.as_deref(), args.seed)?;
     super::require_cells(&query, "query")?;
-    let (_, shared) = crate::data::split::conform_genes(&query, model.genes())?;
+    // Counted by name: `predict` itself reads the query in the model's genes.
+    let in_query: std::collections::HashSet<&str> =
+        query.gene_names.iter().map(String::as_str).collect();
+    let shared = model
+        .genes()
+        .iter()
+        .filter(|g| in_query.contains(g.as_str()))
+        .count();
     eprintln!(
         "{} classifier from {}: {} query cells, {} of its {} genes present",
         model.kind().as_str(),

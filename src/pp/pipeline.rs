@@ -76,6 +76,30 @@ impl PcaPipeline {
     /// Fit every stage on the reference `x` (cells × genes) whose values are `kind`.
     /// `SeuratV3` HVG needs counts (see [`PcaPipeline::hvg_on_stored_values`]).
     pub fn fit(&self, x: &CsrMatrix, kind: ValueKind) -> Result<FittedPcaPipeline> {
+        Ok(self.fit_selected(x, kind)?.0)
+    }
+
+    /// [`PcaPipeline::fit`] and the reference's own scores (`FittedPcaPipeline::transform`
+    /// of `x`), without normalizing and selecting the reference a second time.
+    pub fn fit_transform(
+        &self,
+        x: &CsrMatrix,
+        kind: ValueKind,
+    ) -> Result<(FittedPcaPipeline, Array2<f32>)> {
+        let (mut fitted, sub) = self.fit_selected(x, kind)?;
+        let mut sw = Stopwatch::new();
+        let scores = fitted.project_selected(&sub)?;
+        sw.lap("embed");
+        fitted.fit_stages.extend(sw.finish());
+        Ok((fitted, scores))
+    }
+
+    /// The fit, and the reference log-normalized and restricted to the HVGs.
+    fn fit_selected(
+        &self,
+        x: &CsrMatrix,
+        kind: ValueKind,
+    ) -> Result<(FittedPcaPipeline, CsrMatrix)> {
         if self.target_sum.is_nan() || self.target_sum <= 0.0 {
             return Err(Error::param(
                 "target_sum",
@@ -93,7 +117,7 @@ impl PcaPipeline {
         sw.lap("scale");
         let pca = fit_pca(&self.pca, &sub, &scaler)?;
         sw.lap("pca");
-        Ok(FittedPcaPipeline {
+        let fitted = FittedPcaPipeline {
             kind,
             target_sum: self.target_sum,
             n_genes: x.n_cols(),
@@ -101,7 +125,8 @@ impl PcaPipeline {
             scaler,
             pca,
             fit_stages: sw.finish(),
-        })
+        };
+        Ok((fitted, sub))
     }
 
     fn fit_hvg(&self, x: &CsrMatrix, lognorm: &CsrMatrix, kind: ValueKind) -> Result<FittedHvg> {
