@@ -42,3 +42,9 @@ fmt:
 lint:
     cargo fmt --check
     cargo clippy --release --locked --all-targets -- -D warnings
+
+# Regenerate the checkpoint fixtures (tests/fixtures/checkpoints) with the official
+# transformers and scGPT classes; a dev tool, never needed to build, test or reproduce.
+checkpoint-fixtures:
+    bash scripts/setup_checkpoint_fixtures.sh
+    ~/.cache/scrobust/ckpt-venv/bin/python scripts/make_checkpoint_fixtures.py

@@ -9,7 +9,9 @@
 //! (`BertPreTrainedModel._init_weights`); candle-nn's `embedding` draws N(0, 1), which
 //! makes the embedding 50× larger than the attention weights expect.
 
-use super::layers::{Dropout, DropoutRng, Encoder, LayerNorm};
+use super::layers::{
+    Activation, Dropout, DropoutRng, Encoder, EncoderSpec, LayerNorm, TORCH_LAYER_NORM_EPS,
+};
 use super::{CellEncoder, ModelInput};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder};
@@ -37,12 +39,46 @@ pub struct GeneformerConfig {
     pub n_layers: usize,
     /// Dropout (Geneformer: 0.02).
     pub dropout: f32,
+    /// Layer-norm epsilon (default 1e-5, PyTorch's; BERT checkpoints such as Geneformer's
+    /// use 1e-12 and set it from their `layer_norm_eps`).
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Feed-forward activation (default ReLU, Geneformer's `hidden_act`).
+    #[serde(default)]
+    pub activation: Activation,
+    /// Id of `<mask>` inside the vocabulary, for checkpoints whose dictionary holds it.
+    /// Unset (the default), the token table gets one extra row for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_token: Option<u32>,
+}
+
+fn default_eps() -> f64 {
+    TORCH_LAYER_NORM_EPS
 }
 
 impl GeneformerConfig {
-    /// Id of the `<mask>` token (one past the tokenizer's vocabulary).
+    /// Id of the `<mask>` token: the checkpoint's, else one past the tokenizer's vocabulary.
     pub fn mask_token_id(&self) -> u32 {
-        self.vocab_size as u32
+        self.mask_token.unwrap_or(self.vocab_size as u32)
+    }
+
+    /// Rows of the token table (and of the masked-token head's output).
+    pub fn token_rows(&self) -> usize {
+        self.vocab_size + usize::from(self.mask_token.is_none())
+    }
+
+    /// The encoder stack's shape (post-norm BERT layers).
+    fn encoder_spec(&self) -> EncoderSpec {
+        EncoderSpec {
+            n_layers: self.n_layers,
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            d_hidden: self.d_hidden,
+            dropout: self.dropout,
+            pre_norm: false,
+            eps: self.layer_norm_eps,
+            activation: self.activation,
+        }
     }
 }
 
@@ -80,20 +116,11 @@ impl Geneformer {
         let rng = DropoutRng::new(0);
         let emb = vb.pp("embedding");
         Ok(Self {
-            tokens: bert_embedding(cfg.vocab_size + 1, cfg.d_model, emb.pp("tokens"))?,
+            tokens: bert_embedding(cfg.token_rows(), cfg.d_model, emb.pp("tokens"))?,
             positions: bert_embedding(cfg.max_len, cfg.d_model, emb.pp("positions"))?,
-            norm: LayerNorm::new(cfg.d_model, emb.pp("norm"))?,
+            norm: LayerNorm::with_eps(cfg.d_model, cfg.layer_norm_eps, emb.pp("norm"))?,
             dropout: Dropout::new(cfg.dropout, &rng),
-            encoder: Encoder::new(
-                cfg.n_layers,
-                cfg.d_model,
-                cfg.n_heads,
-                cfg.d_hidden,
-                cfg.dropout,
-                false,
-                &rng,
-                vb.pp("encoder"),
-            )?,
+            encoder: Encoder::new(&cfg.encoder_spec(), &rng, vb.pp("encoder"))?,
             max_len: cfg.max_len,
             d_model: cfg.d_model,
             rng,
@@ -157,6 +184,9 @@ mod tests {
             d_hidden: 32,
             n_layers: 1,
             dropout: 0.0,
+            layer_norm_eps: TORCH_LAYER_NORM_EPS,
+            activation: Activation::Relu,
+            mask_token: None,
         };
         let store = ParamStore::new(3, &Device::Cpu);
         Geneformer::new(&cfg, store.vb()).unwrap();

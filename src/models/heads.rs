@@ -3,7 +3,7 @@
 //! prediction head used by Geneformer (bowang-lab/scGPT scgpt/model/model.py;
 //! huggingface transformers `BertLMPredictionHead`).
 
-use super::layers::{linear, LayerNorm};
+use super::layers::{linear, Activation, LayerNorm, TORCH_LAYER_NORM_EPS};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 
@@ -74,28 +74,47 @@ impl ExprDecoder {
     }
 }
 
-/// BERT's masked-token head: `Linear, ReLU, LayerNorm, Linear(vocab)`.
+/// BERT's masked-token head: `Linear, activation, LayerNorm, Linear(vocab)`.
 #[derive(Clone)]
 pub struct MlmHead {
     fc: Linear,
+    activation: Activation,
     norm: LayerNorm,
     decoder: Linear,
 }
 
 impl MlmHead {
-    /// Scores over `vocab_size` tokens from `d_model`-wide token states.
+    /// Scores over `vocab_size` tokens from `d_model`-wide token states (ReLU, eps 1e-5).
     pub fn new(d_model: usize, vocab_size: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with(
+            d_model,
+            vocab_size,
+            Activation::Relu,
+            TORCH_LAYER_NORM_EPS,
+            vb,
+        )
+    }
+
+    /// As [`MlmHead::new`] with a checkpoint's activation and layer-norm epsilon.
+    pub fn with(
+        d_model: usize,
+        vocab_size: usize,
+        activation: Activation,
+        eps: f64,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             fc: linear(d_model, d_model, vb.pp("fc"))?,
-            norm: LayerNorm::new(d_model, vb.pp("norm"))?,
+            activation,
+            norm: LayerNorm::with_eps(d_model, eps, vb.pp("norm"))?,
             decoder: linear(d_model, vocab_size, vb.pp("decoder"))?,
         })
     }
 
-    /// Logits `(n, vocab)` from token states `(n, d)`.
+    /// Logits `(…, vocab)` from token states `(…, d)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.decoder
-            .forward(&self.norm.forward(&self.fc.forward(x)?.relu()?)?)
+        let h = self.activation.apply(&self.fc.forward(x)?)?;
+        self.decoder.forward(&self.norm.forward(&h)?)
     }
 }
 

@@ -12,6 +12,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
 /// A linear layer initialised as PyTorch's `nn.Linear` (weight and bias uniform in
@@ -38,17 +39,64 @@ pub struct LayerNorm {
     eps: f64,
 }
 
+/// PyTorch's `nn.LayerNorm` epsilon.
+pub const TORCH_LAYER_NORM_EPS: f64 = 1e-5;
+
 impl LayerNorm {
     /// Weight `weight` (ones) and bias `bias` (zeros) of size `dim`; eps 1e-5 as PyTorch.
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with_eps(dim, TORCH_LAYER_NORM_EPS, vb)
+    }
+
+    /// As [`LayerNorm::new`] with epsilon `eps` (BERT checkpoints use 1e-12).
+    pub fn with_eps(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get_with_hints(dim, "weight", candle_nn::init::ONE)?;
         let bias = vb.get_with_hints(dim, "bias", candle_nn::init::ZERO)?;
-        Ok(Self {
-            weight,
-            bias,
-            eps: 1e-5,
-        })
+        Ok(Self { weight, bias, eps })
     }
+}
+
+/// The feed-forward activation: ReLU (PyTorch's and scGPT's default, Geneformer's
+/// `hidden_act`) or the exact, erf-based GELU (BERT's default `"gelu"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(0, x).
+    #[default]
+    Relu,
+    /// x·Φ(x).
+    Gelu,
+}
+
+impl Activation {
+    /// Apply element-wise (both have a backward pass in candle).
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Gelu => x.gelu_erf(),
+        }
+    }
+}
+
+/// Shape of a transformer encoder stack.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderSpec {
+    /// Layers.
+    pub n_layers: usize,
+    /// Hidden width.
+    pub d_model: usize,
+    /// Attention heads (must divide `d_model`).
+    pub n_heads: usize,
+    /// Feed-forward width.
+    pub d_hidden: usize,
+    /// Dropout after attention, inside and after the feed-forward.
+    pub dropout: f32,
+    /// Pre-norm instead of post-norm layers.
+    pub pre_norm: bool,
+    /// Layer-norm epsilon.
+    pub eps: f64,
+    /// Feed-forward activation.
+    pub activation: Activation,
 }
 
 impl Module for LayerNorm {
@@ -184,33 +232,29 @@ impl MultiHeadAttention {
     }
 }
 
-/// Position-wise feed-forward: Linear → ReLU → dropout → Linear.
+/// Position-wise feed-forward: Linear → activation → dropout → Linear.
 #[derive(Clone)]
 pub struct FeedForward {
     up: Linear,
     down: Linear,
     dropout: Dropout,
+    activation: Activation,
 }
 
 impl FeedForward {
-    /// `d_model → d_hidden → d_model`.
-    pub fn new(
-        d_model: usize,
-        d_hidden: usize,
-        dropout: f32,
-        rng: &DropoutRng,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// `spec.d_model → spec.d_hidden → spec.d_model`.
+    pub fn new(spec: &EncoderSpec, rng: &DropoutRng, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            up: linear(d_model, d_hidden, vb.pp("up"))?,
-            down: linear(d_hidden, d_model, vb.pp("down"))?,
-            dropout: Dropout::new(dropout, rng),
+            up: linear(spec.d_model, spec.d_hidden, vb.pp("up"))?,
+            down: linear(spec.d_hidden, spec.d_model, vb.pp("down"))?,
+            dropout: Dropout::new(spec.dropout, rng),
+            activation: spec.activation,
         })
     }
 
     /// Apply to `(b, l, d)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.up.forward(x)?.relu()?;
+        let h = self.activation.apply(&self.up.forward(x)?)?;
         self.down.forward(&self.dropout.forward_t(&h, train)?)
     }
 }
@@ -228,23 +272,16 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    /// A layer with `n_heads` heads, feed-forward width `d_hidden` and dropout `dropout`.
-    pub fn new(
-        d_model: usize,
-        n_heads: usize,
-        d_hidden: usize,
-        dropout: f32,
-        pre_norm: bool,
-        rng: &DropoutRng,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// One layer of shape `spec`.
+    pub fn new(spec: &EncoderSpec, rng: &DropoutRng, vb: VarBuilder) -> Result<Self> {
+        let d = spec.d_model;
         Ok(Self {
-            attn: MultiHeadAttention::new(d_model, n_heads, dropout, rng, vb.pp("attn"))?,
-            ffn: FeedForward::new(d_model, d_hidden, dropout, rng, vb.pp("ffn"))?,
-            norm1: LayerNorm::new(d_model, vb.pp("norm1"))?,
-            norm2: LayerNorm::new(d_model, vb.pp("norm2"))?,
-            dropout: Dropout::new(dropout, rng),
-            pre_norm,
+            attn: MultiHeadAttention::new(d, spec.n_heads, spec.dropout, rng, vb.pp("attn"))?,
+            ffn: FeedForward::new(spec, rng, vb.pp("ffn"))?,
+            norm1: LayerNorm::with_eps(d, spec.eps, vb.pp("norm1"))?,
+            norm2: LayerNorm::with_eps(d, spec.eps, vb.pp("norm2"))?,
+            dropout: Dropout::new(spec.dropout, rng),
+            pre_norm: spec.pre_norm,
         })
     }
 
@@ -275,29 +312,9 @@ pub struct Encoder {
 
 impl Encoder {
     /// `n_layers` identical layers.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        n_layers: usize,
-        d_model: usize,
-        n_heads: usize,
-        d_hidden: usize,
-        dropout: f32,
-        pre_norm: bool,
-        rng: &DropoutRng,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        let layers = (0..n_layers)
-            .map(|i| {
-                EncoderLayer::new(
-                    d_model,
-                    n_heads,
-                    d_hidden,
-                    dropout,
-                    pre_norm,
-                    rng,
-                    vb.pp("layers").pp(i),
-                )
-            })
+    pub fn new(spec: &EncoderSpec, rng: &DropoutRng, vb: VarBuilder) -> Result<Self> {
+        let layers = (0..spec.n_layers)
+            .map(|i| EncoderLayer::new(spec, rng, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers })
     }
@@ -318,6 +335,20 @@ mod tests {
     use super::*;
     use crate::models::params::ParamStore;
     use candle_core::Device;
+
+    /// Two post-norm layers of width 8, 2 heads, no dropout.
+    fn test_spec() -> EncoderSpec {
+        EncoderSpec {
+            n_layers: 2,
+            d_model: 8,
+            n_heads: 2,
+            d_hidden: 16,
+            dropout: 0.0,
+            pre_norm: false,
+            eps: TORCH_LAYER_NORM_EPS,
+            activation: Activation::Relu,
+        }
+    }
 
     /// Layer norm and softmax match their definitions on a small example.
     #[test]
@@ -359,16 +390,22 @@ mod tests {
     fn encoder_gradients_reach_every_parameter() {
         let store = ParamStore::new(1, &Device::Cpu);
         let rng = DropoutRng::new(0);
-        for pre_norm in [false, true] {
-            let enc = Encoder::new(
-                2,
-                8,
-                2,
-                16,
-                0.1,
+        let cases = [
+            (false, Activation::Relu),
+            (true, Activation::Relu),
+            (false, Activation::Gelu),
+        ];
+        for (pre_norm, activation) in cases {
+            let spec = EncoderSpec {
                 pre_norm,
+                activation,
+                dropout: 0.1,
+                ..test_spec()
+            };
+            let enc = Encoder::new(
+                &spec,
                 &rng,
-                store.vb().pp(format!("e{pre_norm}")),
+                store.vb().pp(format!("e{pre_norm}{activation:?}")),
             )
             .unwrap();
             let x = Tensor::randn(0f32, 1., (2, 5, 8), &Device::Cpu).unwrap();
@@ -386,7 +423,7 @@ mod tests {
                 .vars()
                 .unwrap()
                 .iter()
-                .filter(|(k, _)| k.starts_with(&format!("e{pre_norm}")))
+                .filter(|(k, _)| k.starts_with(&format!("e{pre_norm}{activation:?}")))
             {
                 let g = grads
                     .get(var.as_tensor())
@@ -401,7 +438,7 @@ mod tests {
     #[test]
     fn padding_is_never_attended() {
         let store = ParamStore::new(2, &Device::Cpu);
-        let enc = Encoder::new(2, 8, 2, 16, 0.0, false, &DropoutRng::new(0), store.vb()).unwrap();
+        let enc = Encoder::new(&test_spec(), &DropoutRng::new(0), store.vb()).unwrap();
         let mask = Tensor::new(&[[1f32, 1., 1., 0.]], &Device::Cpu).unwrap();
         let a = Tensor::randn(0f32, 1., (1, 4, 8), &Device::Cpu).unwrap();
         let noise = Tensor::randn(0f32, 5., (1, 1, 8), &Device::Cpu).unwrap();

@@ -30,6 +30,7 @@ pub mod optim;
 pub mod params;
 mod pipeline;
 mod pretrain;
+pub mod pretrained;
 mod scgpt;
 mod scmamba2;
 #[cfg(test)]

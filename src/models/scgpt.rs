@@ -9,7 +9,9 @@
 //! with ReLU (`pre_norm = false` by default; pre-norm is an option). The `<cls>` token's
 //! state is the cell embedding.
 
-use super::layers::{linear, Dropout, DropoutRng, Encoder, LayerNorm};
+use super::layers::{
+    linear, Activation, Dropout, DropoutRng, Encoder, EncoderSpec, LayerNorm, TORCH_LAYER_NORM_EPS,
+};
 use super::{CellEncoder, ModelInput};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
@@ -42,6 +44,23 @@ pub struct ScGptConfig {
 
 fn default_max_value() -> f32 {
     512.0
+}
+
+impl ScGptConfig {
+    /// The encoder stack's shape: PyTorch `nn.TransformerEncoderLayer` defaults (ReLU,
+    /// eps 1e-5), as scGPT builds it.
+    fn encoder_spec(&self) -> EncoderSpec {
+        EncoderSpec {
+            n_layers: self.n_layers,
+            d_model: self.d_model,
+            n_heads: self.n_heads,
+            d_hidden: self.d_hidden,
+            dropout: self.dropout,
+            pre_norm: self.pre_norm,
+            eps: TORCH_LAYER_NORM_EPS,
+            activation: Activation::Relu,
+        }
+    }
 }
 
 /// scGPT's summed gene + continuous value embedding, shared with the SC-MAMBA2-like model.
@@ -116,16 +135,7 @@ impl ScGpt {
                 &rng,
                 vb.pp("embedding"),
             )?,
-            encoder: Encoder::new(
-                cfg.n_layers,
-                cfg.d_model,
-                cfg.n_heads,
-                cfg.d_hidden,
-                cfg.dropout,
-                cfg.pre_norm,
-                &rng,
-                vb.pp("encoder"),
-            )?,
+            encoder: Encoder::new(&cfg.encoder_spec(), &rng, vb.pp("encoder"))?,
             d_model: cfg.d_model,
             rng,
         })

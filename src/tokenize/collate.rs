@@ -35,10 +35,14 @@ pub struct CollateSpec {
     pub max_len: usize,
     /// Prepend `<cls>`.
     pub prepend_cls: bool,
+    /// Token id of `<cls>` (this crate's vocabulary: [`CLS_ID`]; a checkpoint's own).
+    pub cls_id: u32,
     /// Value given to `<cls>` (scGPT: 0).
     pub cls_value: f32,
     /// Append `<eos>` after the (truncated) genes.
     pub append_eos: bool,
+    /// Token id of `<eos>`.
+    pub eos_id: u32,
     /// Value given to `<eos>`.
     pub eos_value: f32,
     /// Token id of padding.
@@ -56,8 +60,10 @@ impl CollateSpec {
         Self {
             max_len,
             prepend_cls: true,
+            cls_id: CLS_ID,
             cls_value: 0.0,
             append_eos: false,
+            eos_id: EOS_ID,
             eos_value: 0.0,
             pad_id: PAD_ID,
             pad_value: -2.0,
@@ -71,8 +77,10 @@ impl CollateSpec {
         Self {
             max_len,
             prepend_cls: special_tokens,
+            cls_id: CLS_ID,
             cls_value: 0.0,
             append_eos: special_tokens,
+            eos_id: EOS_ID,
             eos_value: 0.0,
             pad_id: PAD_ID,
             pad_value: 0.0,
@@ -148,14 +156,14 @@ pub fn collate(
     for cell in cells {
         let start = gene_ids.len();
         if spec.prepend_cls {
-            gene_ids.push(CLS_ID);
+            gene_ids.push(spec.cls_id);
             values.push(spec.cls_value);
         }
         let k = cell.gene_ids.len().min(spec.max_genes());
         gene_ids.extend_from_slice(&cell.gene_ids[..k]);
         values.extend_from_slice(&cell.values[..k]);
         if spec.append_eos {
-            gene_ids.push(EOS_ID);
+            gene_ids.push(spec.eos_id);
             values.push(spec.eos_value);
         }
         let used = gene_ids.len() - start;
