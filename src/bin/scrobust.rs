@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Describe an h5ad file: shape, value kind, obs columns, cells per label.
     Inspect(cli::inspect::InspectArgs),
+    /// Describe a published Geneformer or scGPT checkpoint folder and its gene match.
+    InspectCheckpoint(cli::inspect_checkpoint::InspectCheckpointArgs),
     /// Write simulated raw counts (myeloid-like or pancreas-like), or fit parameters.
     Simulate(cli::simulate::SimulateArgs),
     /// Statistical label transfer: Seurat v5, logistic regression or kNN.
@@ -38,6 +40,7 @@ fn main() {
     let args = Cli::parse();
     let result = match args.command {
         Command::Inspect(a) => cli::inspect::run(&a),
+        Command::InspectCheckpoint(a) => cli::inspect_checkpoint::run(&a),
         Command::Simulate(a) => cli::simulate::run(&a),
         Command::Transfer(a) => cli::transfer::run(a),
         Command::TokenizeInfo(a) => cli::tokenize_info::run(&a),

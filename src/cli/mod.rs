@@ -3,6 +3,7 @@
 //! to stdout as one object, human text to stderr.
 
 pub mod inspect;
+pub mod inspect_checkpoint;
 pub mod predict;
 pub mod select;
 pub mod simulate;

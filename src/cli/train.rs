@@ -8,7 +8,8 @@ use crate::data::split::{align_genes, conform_genes};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::gate::{competence_gate, single_class_prediction, GateReport};
-use crate::models::{fit_classifier, PipelineOptions, TrainOutcome};
+use crate::models::pretrained::{read_gene_id_table, Checkpoint};
+use crate::models::{fit_classifier, InitFrom, PipelineOptions, TrainOutcome};
 use crate::models::{DataShape, ModelKind, TrainConfig};
 use crate::traits::Predict;
 use std::path::PathBuf;
@@ -58,9 +59,38 @@ pub struct TrainArgs {
     /// folder; `scrobust predict --model DIR` uses it later.
     #[arg(long, value_name = "DIR")]
     pub save_model: Option<PathBuf>,
+    /// Fine-tune a published checkpoint folder (Geneformer: a Hugging Face BERT folder
+    /// with its token and gene-median dictionaries; scGPT: best_model.pt, vocab.json,
+    /// args.json). Its architecture replaces the profile's; in-project pretraining is
+    /// skipped. `scrobust inspect-checkpoint DIR` shows what it holds.
+    #[arg(long, value_name = "DIR")]
+    pub init_from: Option<PathBuf>,
+    /// Two-column TSV mapping the data's gene names to the checkpoint vocabulary's (e.g.
+    /// symbol → Ensembl id for Geneformer); genes not listed keep their own name.
+    #[arg(long, value_name = "FILE", requires = "init_from")]
+    pub gene_id_table: Option<PathBuf>,
     /// Prediction outputs.
     #[command(flatten)]
     pub output: super::select::OutputArgs,
+}
+
+/// How many reference genes the checkpoint's vocabulary holds (stderr).
+fn report_gene_match(init: &InitFrom, reference: &crate::data::Dataset) {
+    let m = init
+        .checkpoint
+        .match_genes(&init.vocab_names(&reference.gene_names));
+    eprintln!(
+        "checkpoint {} ({}): {} of {} reference genes in its vocabulary{}",
+        init.checkpoint.dir().display(),
+        init.checkpoint.kind().as_str(),
+        m.n_matched,
+        m.n_genes,
+        if m.unmatched_examples.is_empty() {
+            String::new()
+        } else {
+            format!("; not matched e.g. {:?}", m.unmatched_examples)
+        }
+    );
 }
 
 /// The profile with the command line's overrides.
@@ -114,13 +144,32 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         reference.value_kind.as_str(),
         labels.classes.len()
     );
-    print_param_counts(&cfg, &reference, labels.classes.len());
+    let checkpoint = args
+        .init_from
+        .as_deref()
+        .map(Checkpoint::load)
+        .transpose()?;
+    let gene_ids = args
+        .gene_id_table
+        .as_deref()
+        .map(read_gene_id_table)
+        .transpose()?;
+    let init_from = checkpoint.as_ref().map(|checkpoint| InitFrom {
+        checkpoint,
+        gene_ids: gene_ids.as_ref(),
+    });
+    if let Some(init) = &init_from {
+        report_gene_match(init, &reference);
+    } else {
+        print_param_counts(&cfg, &reference, labels.classes.len());
+    }
     let corpus = read_corpus(args, &reference)?;
     let opts = PipelineOptions {
         no_pretrain: args.no_pretrain,
         checkpoint_dir: args.checkpoint_dir.as_deref(),
         progress: true,
         pretrain_corpus: &corpus,
+        init_from,
     };
     let (model, fit) =
         fit_classifier(args.model, &cfg, &reference, &labels, cfg.train.seed, &opts)?;

@@ -16,6 +16,7 @@ use super::finetune::{Classifier, FinetuneTask};
 use super::heads::ClsDecoder;
 use super::params::ParamStore;
 use super::pretrain::PretrainTask;
+use super::pretrained::Checkpoint;
 use super::trainer::{run_stage, step_seed, StageResult, StageSpec};
 use super::{build_encoder, build_pretrain_head, DataShape, ModelKind, TrainConfig};
 use crate::error::Result;
@@ -53,6 +54,8 @@ pub struct FitOptions<'a> {
     pub stop_finetune_after: Option<usize>,
     /// Progress bars on stderr.
     pub progress: bool,
+    /// Start the encoder from this published checkpoint (no in-project pretraining).
+    pub init_from: Option<&'a Checkpoint>,
 }
 
 /// A trained classifier and what training did.
@@ -87,7 +90,8 @@ pub fn fit(
         device,
         checkpoints: opts.checkpoint_dir.map(Checkpointer::new).transpose()?,
     };
-    let pretrained = if !opts.no_pretrain && cfg.train.pretrain_steps > 0 {
+    let pretrain = opts.init_from.is_none() && !opts.no_pretrain;
+    let pretrained = if pretrain && cfg.train.pretrain_steps > 0 {
         Some(run.pretrain()?)
     } else {
         None
@@ -176,7 +180,9 @@ impl FitRun<'_> {
             store.vb().pp("cls_head"),
         )?;
         let n_params = store.n_params()?;
-        if let Some(weights) = pretrained {
+        if let Some(ck) = self.opts.init_from {
+            ck.assign(&store, "encoder")?;
+        } else if let Some(weights) = pretrained {
             let encoder_only = weights
                 .iter()
                 .filter(|(k, _)| k.starts_with("encoder."))

@@ -41,8 +41,8 @@ pub mod tune;
 pub use classifier::{ClassifierParams, NeuralClassifier};
 pub use config::{ModelsConfig, TrainConfig};
 pub use pipeline::{
-    fit_classifier, train_and_predict, train_and_predict_many, FitReport, PipelineOptions,
-    ReferenceSplit, TrainOutcome,
+    fit_classifier, train_and_predict, train_and_predict_many, FitReport, InitFrom,
+    PipelineOptions, ReferenceSplit, TrainOutcome,
 };
 pub use trainer::CurvePoint;
 

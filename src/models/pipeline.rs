@@ -10,6 +10,7 @@
 use super::classifier::{NeuralClassifier, Tokenizer};
 use super::config::GeneSelection;
 use super::fit::{fit, FitData, FitOptions, Fitted};
+use super::pretrained::Checkpoint;
 use super::trainer::CurvePoint;
 use super::{default_device, DataShape, ModelKind, TrainConfig};
 use crate::data::{Dataset, Labels};
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::eval::Prediction;
 use crate::tokenize::{collate, Batch, CollateSpec, GeneVocab, TokenizedCell, N_SPECIAL};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -101,6 +103,78 @@ pub struct PipelineOptions<'a> {
     /// missing genes count as unexpressed). Never query cells: a corpus loaded from a
     /// query's own file is refused.
     pub pretrain_corpus: &'a [Dataset],
+    /// Fine-tune a published checkpoint instead of a model trained here.
+    pub init_from: Option<InitFrom<'a>>,
+}
+
+/// A published checkpoint to fine-tune (see [`crate::models::pretrained`]): its
+/// architecture, vocabulary and (Geneformer) gene medians replace the profile's and the
+/// reference-fitted ones; in-project pretraining is skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct InitFrom<'a> {
+    /// The checkpoint.
+    pub checkpoint: &'a Checkpoint,
+    /// Data gene name → the vocabulary's name for it (Geneformer's vocabulary is Ensembl
+    /// ids); genes not in the table are looked up under their own name.
+    pub gene_ids: Option<&'a HashMap<String, String>>,
+}
+
+impl InitFrom<'_> {
+    /// The vocabulary's names for `genes`.
+    pub fn vocab_names(&self, genes: &[String]) -> Vec<String> {
+        genes
+            .iter()
+            .map(|g| self.gene_ids.and_then(|t| t.get(g)).unwrap_or(g).clone())
+            .collect()
+    }
+
+    /// `cfg` with the checkpoint's architecture and (scGPT) bin count.
+    fn train_config(&self, kind: ModelKind, cfg: &TrainConfig) -> Result<TrainConfig> {
+        let ck = self.checkpoint;
+        if ck.kind() != kind {
+            return Err(Error::param(
+                "init_from",
+                format!(
+                    "{} holds a {} checkpoint, not {}",
+                    ck.dir().display(),
+                    ck.kind().as_str(),
+                    kind.as_str()
+                ),
+            ));
+        }
+        let mut out = cfg.clone();
+        out.models = ck.models_config(&cfg.models);
+        if let Some(n) = ck.n_bins() {
+            out.train.n_bins = n;
+        }
+        Ok(out)
+    }
+
+    /// For binned models, `reference` restricted to the genes the vocabulary holds (as
+    /// scGPT's fine-tuning filters `id_in_vocab`); rank models keep every gene, since
+    /// Geneformer normalizes by the total over all genes.
+    fn restrict(&self, kind: ModelKind, reference: &Dataset) -> Result<Dataset> {
+        let m = self
+            .checkpoint
+            .match_genes(&self.vocab_names(&reference.gene_names));
+        if m.n_matched == 0 {
+            return Err(Error::Incompatible(format!(
+                "none of {}'s {} genes is in the vocabulary of {} (examples: {:?}); \
+                 map them with a gene id table",
+                reference.source,
+                m.n_genes,
+                self.checkpoint.dir().display(),
+                m.unmatched_examples
+            )));
+        }
+        if !kind.uses_bins() {
+            return Ok(reference.clone());
+        }
+        let keep: Vec<usize> = (0..m.n_genes)
+            .filter(|&c| m.column_ids[c] != crate::tokenize::UNKNOWN_GENE)
+            .collect();
+        Ok(reference.select_genes(&keep))
+    }
 }
 
 /// Train `kind` on the labelled reference and predict `query` (gene-aligned with it).
@@ -178,11 +252,39 @@ pub fn fit_classifier(
     check_labels(reference, reference_labels)?;
     let p = &cfg.train;
     let (train_rows, val_rows) = split_reference(reference_labels, p.val_fraction, seed)?;
+    let adapted;
+    let (cfg, reference) = match &opts.init_from {
+        Some(init) => {
+            adapted = (
+                init.train_config(kind, cfg)?,
+                init.restrict(kind, reference)?,
+            );
+            (&adapted.0, &adapted.1)
+        }
+        None => (cfg, reference),
+    };
     let inputs = ModelInputs::choose(kind, cfg, reference, opts.pretrain_corpus, &train_rows)?;
     let reference = &inputs.reference;
-    let vocab = GeneVocab::from_genes(&reference.gene_names)?;
-    let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
-    let tokenizer = Tokenizer::fit(kind, cfg, reference, &train_rows)?;
+    let (tokenizer, column_ids, shape) = match &opts.init_from {
+        Some(init) => {
+            let names = init.vocab_names(&reference.gene_names);
+            let (tok, ids) = Tokenizer::from_checkpoint(init.checkpoint, kind, cfg, &names)?;
+            (tok, ids, init.checkpoint.data_shape())
+        }
+        None => {
+            let vocab = GeneVocab::from_genes(&reference.gene_names)?;
+            let column_ids = vocab.map_genes(&reference.gene_names).column_ids;
+            let shape = DataShape {
+                vocab_size: vocab.len(),
+                max_len: p.max_seq_len,
+            };
+            (
+                Tokenizer::fit(kind, cfg, reference, &train_rows)?,
+                column_ids,
+                shape,
+            )
+        }
+    };
     let ref_cells = tokenizer.tokenize(reference, &column_ids, seed)?;
     let codes: Vec<u32> = reference_labels
         .codes
@@ -206,11 +308,8 @@ pub fn fit_classifier(
         pretrain: gather(&train_rows, false)?,
         train: gather(&train_rows, true)?,
         val: gather(&val_rows, true)?,
-        shape: DataShape {
-            vocab_size: vocab.len(),
-            max_len: p.max_seq_len,
-        },
-        gene_ids: N_SPECIAL..vocab.len() as u32,
+        shape,
+        gene_ids: N_SPECIAL..shape.vocab_size as u32,
         n_classes: reference_labels.classes.len(),
     };
     let fit_opts = FitOptions {
@@ -218,6 +317,7 @@ pub fn fit_classifier(
         checkpoint_dir: opts.checkpoint_dir,
         stop_finetune_after: None,
         progress: opts.progress,
+        init_from: opts.init_from.map(|i| i.checkpoint),
     };
     let fitted = fit(kind, cfg, &data, seed, &fit_opts, &default_device())?;
     let split = ReferenceSplit {

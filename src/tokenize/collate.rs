@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 /// the longest cell of the batch capped at `max_seq_len`. Geneformer
 /// (`geneformer/tokenizer.py`) V2 wraps the genes in `<cls>` … `<eos>`; V1 has no special
 /// tokens; its collator pads with `<pad>` to the longest cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CollateSpec {
     /// Most tokens per cell, special tokens included; longer cells keep their first genes.
     pub max_len: usize,

@@ -183,6 +183,11 @@ impl Checkpoint {
         &self.dir
     }
 
+    /// A mapped tensor by this crate's variable name (e.g. `encoder.embedding.gene.weight`).
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
     /// The vocabulary.
     pub fn vocab(&self) -> &TokenVocab {
         &self.vocab
@@ -391,6 +396,42 @@ impl Checkpoint {
             gene_match: genes.map(|g| self.match_genes(g)),
         }
     }
+}
+
+/// Read a gene id table: one `data_name<TAB>vocabulary_name` pair per line (e.g. gene
+/// symbol → Ensembl id for Geneformer); empty lines and lines starting with `#` are
+/// skipped. A name listed twice is an error naming the line.
+pub fn read_gene_id_table(path: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::FileNotFound {
+            path: path.to_path_buf(),
+        },
+        _ => Error::io(path, e),
+    })?;
+    let mut table = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let key = format!("line {}", i + 1);
+        let [name, id] = fields.as_slice() else {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                key,
+                format!("{} tab-separated fields, expected 2", fields.len()),
+            ));
+        };
+        if table.insert(name.to_string(), id.to_string()).is_some() {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                key,
+                format!("gene '{name}' is listed twice"),
+            ));
+        }
+    }
+    Ok(table)
 }
 
 /// Every tensor as f32 (checkpoints are often saved in f16 or bf16).
