@@ -197,6 +197,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 "n_reference": reference.n_obs(),
                 "n_query": query.n_obs(),
                 "config": args.config.as_ref().map_or("(built-in quick)".to_string(), |p| p.display().to_string()),
+                "init_from": args.init_from.as_ref().map(|p| p.display().to_string()),
                 "value_kind": {
                     "reference": reference.value_kind.as_str(),
                     "query": query.value_kind.as_str(),

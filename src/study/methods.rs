@@ -5,12 +5,14 @@ use crate::baseline::{fit_predict, BaselineMethod};
 use crate::data::{CsrMatrix, Dataset, Labels};
 use crate::error::{Error, Result};
 use crate::eval::Prediction;
+use crate::models::pretrained::{read_gene_id_table, Checkpoint};
 use crate::models::tune::{tune, TuneGrid, TuneReport};
 use crate::models::{
-    fit_classifier, FitReport, ModelKind, NeuralClassifier, PipelineOptions, TrainConfig,
+    fit_classifier, FitReport, InitFrom, ModelKind, NeuralClassifier, PipelineOptions, TrainConfig,
 };
 use crate::study::config::NoiseCondition;
 use crate::traits::Predict;
+use std::collections::HashMap;
 
 /// Model settings of a profile, and the text of each method's settings (for cache keys).
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub struct MethodContext {
     /// The tuned arm's candidate grid (`[tune]`, or its default).
     tune: TuneGrid,
     model_sections: toml::Value,
+    /// Published checkpoints the profile's `[checkpoints]` section points the models at.
+    checkpoints: HashMap<ModelKind, std::sync::Arc<ProfileCheckpoint>>,
     /// The competence gate's logistic-regression scores, by reference (source, shape,
     /// content hash), seed and training rows: the three neural models of a data set and
     /// seed share one split, so the fit (seconds on large references) runs once.
@@ -47,12 +51,12 @@ impl MethodContext {
         Ok(Self {
             train,
             tune: TuneGrid::from_profile(&value)?,
+            checkpoints: read_checkpoints(&value)?,
             model_sections: value,
             gate_cache: Default::default(),
         })
     }
 
-    /// The settings that determine `method`'s result, as text for the cache key.
     /// The competence gate of a neural fit, with logistic regression's scores memoized.
     fn gate(
         &self,
@@ -103,6 +107,7 @@ impl MethodContext {
         !self.tune.per_fit
     }
 
+    /// The settings that determine `method`'s result, as text for the cache key.
     pub fn hash_input(&self, method: &str) -> String {
         let section = |name: &str| {
             self.model_sections
@@ -112,7 +117,7 @@ impl MethodContext {
         };
         match model_kind(method) {
             Some(kind) => format!(
-                "{}|{}{}",
+                "{}|{}{}{}",
                 section("train"),
                 self.model_sections
                     .get("models")
@@ -124,11 +129,81 @@ impl MethodContext {
                     format!("|tune {:?}", self.tune)
                 } else {
                     String::new()
-                }
+                },
+                self.checkpoints
+                    .get(&kind)
+                    .map(|c| format!("|checkpoint {}", c.entry))
+                    .unwrap_or_default()
             ),
             None => format!("baseline-defaults-{method}"),
         }
     }
+}
+
+/// A checkpoint named in the profile's `[checkpoints]` section, read once per process.
+#[derive(Debug)]
+struct ProfileCheckpoint {
+    checkpoint: Checkpoint,
+    gene_ids: Option<HashMap<String, String>>,
+    /// The entry as written (part of the cache key).
+    entry: String,
+}
+
+impl ProfileCheckpoint {
+    fn init_from(&self) -> InitFrom<'_> {
+        InitFrom {
+            checkpoint: &self.checkpoint,
+            gene_ids: self.gene_ids.as_ref(),
+        }
+    }
+}
+
+/// One `[checkpoints]` entry: a folder, or a folder with a gene id table.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum CheckpointEntry {
+    Dir(std::path::PathBuf),
+    WithTable {
+        dir: std::path::PathBuf,
+        gene_id_table: Option<std::path::PathBuf>,
+    },
+}
+
+/// `[checkpoints]`: model name → checkpoint folder (or `{ dir, gene_id_table }`); each
+/// named model fine-tunes that checkpoint in every fit. Read (and checked) at start.
+fn read_checkpoints(
+    profile: &toml::Value,
+) -> Result<HashMap<ModelKind, std::sync::Arc<ProfileCheckpoint>>> {
+    let Some(table) = profile.get("checkpoints") else {
+        return Ok(HashMap::new());
+    };
+    let table = table
+        .as_table()
+        .ok_or_else(|| Error::param("checkpoints", "must be a table of model = folder"))?;
+    table
+        .iter()
+        .map(|(model, value)| {
+            let kind: ModelKind = model.parse()?;
+            let entry: CheckpointEntry = value.clone().try_into().map_err(|e| {
+                Error::param(
+                    format!("checkpoints.{model}"),
+                    format!("a folder or {{ dir, gene_id_table }}: {e}"),
+                )
+            })?;
+            let (dir, table) = match entry {
+                CheckpointEntry::Dir(d) => (d, None),
+                CheckpointEntry::WithTable { dir, gene_id_table } => (dir, gene_id_table),
+            };
+            let checkpoint = Checkpoint::load(&dir)?;
+            let gene_ids = table.as_deref().map(read_gene_id_table).transpose()?;
+            let loaded = ProfileCheckpoint {
+                checkpoint,
+                gene_ids,
+                entry: value.to_string(),
+            };
+            Ok((kind, std::sync::Arc::new(loaded)))
+        })
+        .collect()
 }
 
 /// FNV-1a over the stored values and their columns: a noisy reference differs from the
@@ -349,6 +424,7 @@ impl Neural<'_> {
         let on = self.on;
         let opts = PipelineOptions {
             progress: on.progress,
+            init_from: self.ctx.checkpoints.get(&self.kind).map(|c| c.init_from()),
             ..Default::default()
         };
         fit_classifier(self.kind, cfg, on.reference, on.labels, on.seed, &opts)
@@ -430,5 +506,37 @@ mod method_name_tests {
         for bad in ["mamba", "Seurat", "knn-tuned", "scgpt-tuned-tuned", ""] {
             assert!(bad.parse::<Method>().is_err(), "{bad}");
         }
+    }
+
+    /// A profile's `[checkpoints]` section points a model at a checkpoint folder (a plain
+    /// path or `{ dir, gene_id_table }`): it is read at start, its fits use it, and it is
+    /// part of that model's cache key only; a bad entry is an error naming it.
+    #[test]
+    fn profile_checkpoints_are_read_and_keyed() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/checkpoints");
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("ids.tsv");
+        std::fs::write(&table, "GENE1\tENSG00000000001\n").unwrap();
+        let profile = format!(
+            "[checkpoints]\nscgpt = \"{root}/scgpt\"\n\
+             geneformer = {{ dir = \"{root}/geneformer\", gene_id_table = \"{}\" }}\n",
+            table.display()
+        );
+        let with = MethodContext::from_profile(&profile).unwrap();
+        let without = MethodContext::from_profile("").unwrap();
+        assert_eq!(with.checkpoints.len(), 2);
+        let gf = &with.checkpoints[&ModelKind::Geneformer];
+        assert_eq!(
+            gf.init_from().vocab_names(&["GENE1".into()]),
+            ["ENSG00000000001"]
+        );
+        for m in ["scgpt", "geneformer-tuned"] {
+            assert_ne!(with.hash_input(m), without.hash_input(m), "{m}");
+        }
+        assert_eq!(with.hash_input("scmamba2"), without.hash_input("scmamba2"));
+        let bad = MethodContext::from_profile("[checkpoints]\nscgpt = \"/nonexistent\"\n");
+        assert!(bad.unwrap_err().to_string().contains("/nonexistent"));
+        let bad = MethodContext::from_profile("[checkpoints]\nbert = \"/x\"\n");
+        assert!(bad.unwrap_err().to_string().contains("bert"));
     }
 }
