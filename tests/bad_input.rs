@@ -103,8 +103,67 @@ fn missing_data_config() -> String {
     )
 }
 
+/// Copy the checkpoint fixture `name` to `d/ck`.
+fn checkpoint(d: &Path, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/checkpoints")
+        .join(name);
+    std::fs::create_dir(d.join("ck")).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        std::fs::copy(e.path(), d.join("ck").join(e.file_name())).unwrap();
+    }
+}
+
 fn cases() -> Vec<Case> {
     vec![
+        Case {
+            name: "truncated scGPT checkpoint",
+            setup: |d| {
+                checkpoint(d, "scgpt");
+                let p = d.join("ck/best_model.pt");
+                let bytes = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+            },
+            argv: || args(&["inspect-checkpoint", "ck"]),
+            expect: "best_model.pt",
+        },
+        Case {
+            name: "corrupt Geneformer median dictionary",
+            setup: |d| {
+                checkpoint(d, "geneformer");
+                std::fs::write(d.join("ck/gene_median_dictionary.pkl"), b"not a pickle").unwrap();
+            },
+            argv: || args(&["inspect-checkpoint", "ck"]),
+            expect: "gene_median_dictionary.pkl",
+        },
+        Case {
+            name: "Geneformer checkpoint without its token dictionary",
+            setup: |d| {
+                checkpoint(d, "geneformer_cls");
+                std::fs::remove_file(d.join("ck/token_dictionary.pkl")).unwrap();
+            },
+            argv: || args(&["inspect-checkpoint", "ck"]),
+            expect: "token_dictionary",
+        },
+        Case {
+            name: "gene id table with three columns",
+            setup: |d| {
+                pair(d);
+                checkpoint(d, "scgpt");
+                std::fs::write(d.join("ids.tsv"), "GENE1\tA\tB\n").unwrap();
+            },
+            argv: || {
+                args(&[
+                    "inspect-checkpoint",
+                    "ck",
+                    "--data",
+                    "ref.h5ad",
+                    "--gene-id-table",
+                    "ids.tsv",
+                ])
+            },
+            expect: "ids.tsv",
+        },
         Case {
             name: "missing file",
             setup: |d| {

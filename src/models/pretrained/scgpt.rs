@@ -74,7 +74,7 @@ pub(super) fn read(dir: &Path) -> Result<Checkpoint> {
     let (tensors, unused) = rename(raw, map_key, &weights)?;
     let rows = tensors
         .get("encoder.embedding.gene.weight")
-        .map(|t| t.dims()[0])
+        .and_then(|t| t.dims().first().copied())
         .ok_or_else(|| {
             Error::invalid(
                 weights.display().to_string(),
@@ -154,8 +154,8 @@ pub(super) fn split_qkv(
             out.push((k, t));
             continue;
         };
-        let rows = t.dims()[0];
-        if rows % 3 != 0 {
+        let rows = t.dims().first().copied().unwrap_or(0);
+        if rows == 0 || rows % 3 != 0 {
             return Err(Error::invalid(
                 path.display().to_string(),
                 k.as_str(),
