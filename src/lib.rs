@@ -84,6 +84,7 @@ pub mod prelude {
     pub use crate::data::{Column, CsrMatrix, Dataset, Labels, ValueKind};
     pub use crate::error::{Error, Result};
     pub use crate::eval::Prediction;
+    pub use crate::models::pretrained::Checkpoint;
     pub use crate::models::{ClassifierParams, ModelKind, NeuralClassifier, TrainConfig};
     pub use crate::traits::{Fit, Predict};
 }

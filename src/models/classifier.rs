@@ -277,6 +277,7 @@ pub struct ClassifierParams {
     cfg: TrainConfig,
     seed: u64,
     pretrain: bool,
+    init_from: Option<std::sync::Arc<(Checkpoint, Option<HashMap<String, String>>)>>,
 }
 
 impl ClassifierParams {
@@ -287,6 +288,7 @@ impl ClassifierParams {
             cfg,
             seed: 0,
             pretrain: true,
+            init_from: None,
         }
     }
     /// Seed of every random step (split, initialisation, batches, tokenization), defaults to 0.
@@ -299,6 +301,17 @@ impl ClassifierParams {
         self.pretrain = pretrain;
         self
     }
+    /// Fine-tune a published checkpoint ([`Checkpoint::load`]) instead of pretraining
+    /// here; `gene_ids` maps the data's gene names to the vocabulary's (see
+    /// [`crate::models::pretrained::read_gene_id_table`]). Defaults to none.
+    pub fn init_from(
+        mut self,
+        checkpoint: Checkpoint,
+        gene_ids: Option<HashMap<String, String>>,
+    ) -> Self {
+        self.init_from = Some(std::sync::Arc::new((checkpoint, gene_ids)));
+        self
+    }
 }
 
 impl Fit for ClassifierParams {
@@ -308,6 +321,13 @@ impl Fit for ClassifierParams {
     fn fit(&self, reference: &Dataset, labels: &crate::data::Labels) -> Result<NeuralClassifier> {
         let opts = super::PipelineOptions {
             no_pretrain: !self.pretrain,
+            init_from: self
+                .init_from
+                .as_deref()
+                .map(|(checkpoint, gene_ids)| super::InitFrom {
+                    checkpoint,
+                    gene_ids: gene_ids.as_ref(),
+                }),
             ..Default::default()
         };
         let (mut model, report) =
@@ -668,5 +688,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("scgpt checkpoint"), "{err}");
+        // The library route: ClassifierParams::init_from through the Fit trait.
+        let ck = Checkpoint::load(&root.join("geneformer")).unwrap();
+        let model = ClassifierParams::new(ModelKind::Geneformer, cfg.clone())
+            .init_from(ck, Some(table))
+            .fit(&reference, &labels)
+            .unwrap();
+        assert_eq!(model.fit_report().unwrap().pretrain_steps, 0);
+        assert!(model.meta.checkpoint.is_some());
     }
 }
