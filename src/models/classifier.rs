@@ -277,8 +277,11 @@ pub struct ClassifierParams {
     cfg: TrainConfig,
     seed: u64,
     pretrain: bool,
-    init_from: Option<std::sync::Arc<(Checkpoint, Option<HashMap<String, String>>)>>,
+    init_from: Option<std::sync::Arc<SharedCheckpoint>>,
 }
+
+/// A checkpoint and its gene id table, shared by clones of the params.
+type SharedCheckpoint = (Checkpoint, Option<HashMap<String, String>>);
 
 impl ClassifierParams {
     /// `kind` trained with `cfg`; seed 0, pretraining on.
