@@ -32,6 +32,10 @@ bench: setup
     cargo bench --locked
     bash benches/run_peers.sh
 
+# Check that the `cuda` feature builds and links without a GPU or driver (CUDA 13.4 wheels, target/cuda; not part of `test` or CI).
+check-cuda: setup
+    bash scripts/check_cuda_build.sh
+
 # Execute the evcxr notebooks headless (installs evcxr_jupyter and jupyter when absent).
 notebooks: setup
     bash scripts/notebooks.sh

@@ -29,6 +29,7 @@
 //! In particular counts, CP10k and log1p(CP10k) give the same bins: the tokenizer
 //! accepts whichever the user provides.
 
+use super::radix::sort_positions_by_high_half;
 use super::select::{SelectionMode, SequenceSelection};
 use super::vocab::UNKNOWN_GENE;
 use super::{cell_rng, TokenizedCell};
@@ -112,7 +113,7 @@ impl BinningTokenizer {
     }
 
     /// Bins of a cell's positive values (all `> 0`, finite), written to `out`; `keys` is
-    /// a reusable buffer.
+    /// a reusable buffer (it ends up with `2 × values.len()` entries).
     ///
     /// Equivalent to `np.digitize` against [`quantile_edges`] but computed from ranks, which
     /// needs one integer sort and no search. With the values sorted, a tie group of value
@@ -145,6 +146,7 @@ impl BinningTokenizer {
             return;
         }
         // Positive f32 bit patterns sort like the values; the low half keeps the position.
+        // The second half of `keys` is the sort's scratch space.
         keys.clear();
         keys.extend(
             values
@@ -152,7 +154,9 @@ impl BinningTokenizer {
                 .enumerate()
                 .map(|(i, v)| ((v.to_bits() as u64) << 32) | i as u64),
         );
-        keys.sort_unstable();
+        keys.resize(2 * n, 0);
+        let (keys, tmp) = keys.split_at_mut(n);
+        sort_positions_by_high_half(keys, tmp);
         let span = (n - 1) as u64;
         let mut s = 0;
         while s < n {
@@ -233,7 +237,18 @@ pub fn quantile_edges(sorted: &[f64], n_edges: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Whether any value is negative or not finite. It scans without early exit, so the loop
+/// vectorizes: input is almost always valid, and then every value is read anyway.
+pub(crate) fn any_invalid(values: &[f32]) -> bool {
+    values
+        .iter()
+        .fold(false, |any, v| any | !v.is_finite() | (*v < 0.0))
+}
+
 fn check_values(values: &[f32]) -> Result<()> {
+    if !any_invalid(values) {
+        return Ok(());
+    }
     if let Some(v) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
         return Err(Error::invalid(
             "binning",
@@ -289,13 +304,13 @@ pub fn tokenize_binned_row<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<TokenizedCell> {
     let (idx, val) = x.row(row);
-    check_values(val).map_err(|_| {
-        Error::invalid(
+    if any_invalid(val) {
+        return Err(Error::invalid(
             "binning",
             "X",
             format!("cell {row} has a negative or non-finite value; binning needs non-negative expression"),
-        )
-    })?;
+        ));
+    }
     let BinScratch {
         keys,
         bins,

@@ -10,6 +10,7 @@ pub mod binning;
 pub mod collate;
 pub mod info;
 pub mod probe;
+mod radix;
 pub mod rank;
 pub mod select;
 pub mod vocab;

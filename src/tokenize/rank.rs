@@ -22,8 +22,9 @@
 //! `count / median` alone and the encoding is invariant to per-cell scaling of the counts.
 //! Special tokens are added by [`super::collate`], not here.
 
-use super::binning::check_column_ids;
+use super::binning::{any_invalid, check_column_ids};
 use super::collate::CollateSpec;
+use super::radix::sort_positions_by_high_half;
 use super::vocab::UNKNOWN_GENE;
 use super::TokenizedCell;
 use crate::data::{CsrMatrix, Dataset};
@@ -167,7 +168,14 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn check_nonnegative(x: &CsrMatrix) -> Result<()> {
-    if let Some(v) = x.data().iter().find(|v| !v.is_finite() || **v < 0.0) {
+    // Blocks are scanned in parallel; the first block with a bad value is then searched,
+    // so the error names the first bad value.
+    let first_bad_block = x
+        .data()
+        .par_chunks(1 << 16)
+        .find_first(|block| any_invalid(block));
+    let first_bad = first_bad_block.and_then(|b| b.iter().find(|v| !v.is_finite() || **v < 0.0));
+    if let Some(v) = first_bad {
         return Err(Error::invalid(
             "rank encoding",
             "X",
@@ -211,26 +219,46 @@ impl FittedRank {
             .count()
     }
 
-    /// Sort keys of a cell's rankable genes into `keys`, ascending = rank order:
-    /// `(!bits(count / median), column)`. Positive finite `f64` bit patterns order like
-    /// the values, so the complement orders descending and the column breaks ties. Genes
-    /// with a zero count, no median, or (when `column_ids` is given) no token are left out.
+    /// A cell's rankable genes in `scratch`, in rank order: `scratch.keys[p]` is
+    /// `!bits(count / median)` and `scratch.cols[p]` the column of the `p`-th rankable
+    /// entry of the row, and the low 32 bits of `scratch.order[r]` are the `p` of rank
+    /// `r`. Ascending `(key, column)` is rank order: positive finite `f64` bit patterns
+    /// order like the values, so the complement orders descending and the column breaks
+    /// ties. Genes with a zero count, no median, or (when `column_ids` is given) no token
+    /// are left out.
     fn rank_keys(
         &self,
         idx: &[u32],
         values: &[f32],
         column_ids: Option<&[u32]>,
-        keys: &mut Vec<(u64, u32)>,
+        scratch: &mut RankScratch,
     ) {
-        keys.clear();
+        let cap = idx.len().min(values.len());
+        scratch.reserve(cap);
+        let RankScratch {
+            keys,
+            cols,
+            order,
+            tmp,
+            len,
+        } = scratch;
+        let (keys_out, cols_out, order_out) =
+            (&mut keys[..cap], &mut cols[..cap], &mut order[..cap]);
+        let mut n = 0;
         for (&c, &v) in idx.iter().zip(values) {
             let m = self.medians.get(c as usize).copied().unwrap_or(f64::NAN);
             let known = column_ids.is_none_or(|ids| ids[c as usize] != UNKNOWN_GENE);
             if v > 0.0 && m.is_finite() && m > 0.0 && known {
-                keys.push((!(v as f64 / m).to_bits(), c));
+                let key = !(v as f64 / m).to_bits();
+                keys_out[n] = key;
+                cols_out[n] = c;
+                // A row has at most n_cols <= 2^32 entries, so the position fits 32 bits.
+                order_out[n] = (key >> 32) << 32 | n as u64;
+                n += 1;
             }
         }
-        keys.sort_unstable();
+        *len = n;
+        sort_rank_order(&keys[..n], &cols[..n], &mut order[..n], tmp);
     }
 
     /// One cell's non-zero genes with a median, as `(column, normalized value)` in rank
@@ -241,12 +269,16 @@ impl FittedRank {
         if total <= 0.0 {
             return Vec::new();
         }
-        let mut keys = Vec::new();
-        self.rank_keys(idx, values, None, &mut keys);
+        let mut s = RankScratch::default();
+        self.rank_keys(idx, values, None, &mut s);
         // Multiplying by the common positive factor keeps the order (rounding is monotone).
         let scale = self.params.target_sum / total;
-        keys.iter()
-            .map(|&(k, c)| (c, f64::from_bits(!k) * scale))
+        s.order[..s.len]
+            .iter()
+            .map(|&o| {
+                let p = o as u32 as usize;
+                (s.cols[p], f64::from_bits(!s.keys[p]) * scale)
+            })
             .collect()
     }
 
@@ -254,7 +286,7 @@ impl FittedRank {
     /// [`RankTokenizerParams::n_gene_tokens`]; values are 0 (rank models read no value).
     /// Columns mapped to [`UNKNOWN_GENE`] are skipped.
     pub fn tokenize_row(&self, idx: &[u32], values: &[f32], column_ids: &[u32]) -> TokenizedCell {
-        self.tokenize_row_with(idx, values, column_ids, &mut Vec::new())
+        self.tokenize_row_with(idx, values, column_ids, &mut RankScratch::default())
     }
 
     fn tokenize_row_with(
@@ -262,18 +294,71 @@ impl FittedRank {
         idx: &[u32],
         values: &[f32],
         column_ids: &[u32],
-        keys: &mut Vec<(u64, u32)>,
+        scratch: &mut RankScratch,
     ) -> TokenizedCell {
-        self.rank_keys(idx, values, Some(column_ids), keys);
-        let limit = self.params.n_gene_tokens().min(keys.len());
-        let gene_ids: Vec<u32> = keys[..limit]
+        self.rank_keys(idx, values, Some(column_ids), scratch);
+        let limit = self.params.n_gene_tokens().min(scratch.len);
+        let gene_ids: Vec<u32> = scratch.order[..limit]
             .iter()
-            .map(|&(_, c)| column_ids[c as usize])
+            .map(|&o| column_ids[scratch.cols[o as u32 as usize] as usize])
             .collect();
         TokenizedCell {
             values: vec![0.0; gene_ids.len()],
             gene_ids,
         }
+    }
+}
+
+/// Reusable buffers of one cell's rank encoding ([`FittedRank::rank_keys`]): the first
+/// `len` entries of `keys`, `cols` and `order` are the cell's; the vectors only grow, so
+/// a buffer is not zero-filled again for every cell.
+#[derive(Debug, Default)]
+struct RankScratch {
+    keys: Vec<u64>,
+    cols: Vec<u32>,
+    order: Vec<u64>,
+    tmp: Vec<u64>,
+    len: usize,
+}
+
+impl RankScratch {
+    /// Room for `n` entries in every buffer.
+    fn reserve(&mut self, n: usize) {
+        if self.keys.len() < n {
+            self.keys.resize(n, 0);
+            self.cols.resize(n, 0);
+            self.order.resize(n, 0);
+            self.tmp.resize(n, 0);
+        }
+    }
+}
+
+/// Sort `order` (entries `(keys[p] >> 32) << 32 | p`, `p` ascending) into ascending
+/// `(keys[p], cols[p])`.
+///
+/// The packed entries are sorted by their high half (the key's sign, exponent and top 20
+/// mantissa bits: a monotone function of the key) with one integer sort of 8-byte entries
+/// instead of a comparison sort of 16-byte `(key, column)` tuples; runs with equal high
+/// halves (rare: tied values, or values within about 1e-6 of each other) are then ordered
+/// by the full key and the column. The result is the `(key, column)` order, whatever the
+/// order of the columns in the row.
+fn sort_rank_order(keys: &[u64], cols: &[u32], order: &mut [u64], tmp: &mut [u64]) {
+    sort_positions_by_high_half(order, tmp);
+    let n = order.len();
+    let mut s = 0;
+    while s < n {
+        let high = order[s] >> 32;
+        let mut e = s + 1;
+        while e < n && order[e] >> 32 == high {
+            e += 1;
+        }
+        if e - s > 1 {
+            order[s..e].sort_unstable_by_key(|&o| {
+                let p = o as u32 as usize;
+                (keys[p], cols[p])
+            });
+        }
+        s = e;
     }
 }
 
@@ -296,9 +381,9 @@ pub fn tokenize_rank(
     check_nonnegative(x)?;
     Ok((0..x.n_rows())
         .into_par_iter()
-        .map_init(Vec::new, |keys, i| {
+        .map_init(RankScratch::default, |scratch, i| {
             let (idx, val) = x.row(i);
-            fitted.tokenize_row_with(idx, val, column_ids, keys)
+            fitted.tokenize_row_with(idx, val, column_ids, scratch)
         })
         .collect())
 }
@@ -378,5 +463,75 @@ mod tests {
         let bad = CsrMatrix::from_dense(&array![[-1.0f32, 2.0]]);
         assert!(RankTokenizerParams::v1().fit(&bad).is_err());
         assert!(tokenize_rank(&bad, &[4, 5], &f).is_err());
+    }
+
+    /// The order of the original implementation: a comparison sort of `(key, column)`.
+    fn reference_columns(f: &FittedRank, idx: &[u32], values: &[f32], ids: &[u32]) -> Vec<u32> {
+        let mut keys: Vec<(u64, u32)> = idx
+            .iter()
+            .zip(values)
+            .filter_map(|(&c, &v)| {
+                let m = f.medians[c as usize];
+                let ok = v > 0.0 && m.is_finite() && m > 0.0 && ids[c as usize] != UNKNOWN_GENE;
+                ok.then(|| (!(v as f64 / m).to_bits(), c))
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The packed radix order (and the comparison sort below 64 genes) is the
+    /// `(key, column)` order, truncated or not: exact ties (equal counts and medians),
+    /// near-ties (values equal in the key's high 32 bits, different in the low ones),
+    /// zeros, median-less and unknown genes, rows with columns out of order.
+    #[test]
+    fn packed_sort_matches_tuple_sort() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let n_genes = 4000;
+        let medians: Vec<f64> = (0..n_genes)
+            .map(|g| match g % 7 {
+                0 => 2.0,                                       // exact ties between genes
+                1 => 2.0 * (1.0 + (g as f64) * 2f64.powi(-45)), // near-ties with them
+                2 if g % 14 == 2 => f64::NAN,                   // no median
+                _ => rng.gen_range(0.1..50.0),
+            })
+            .collect();
+        let ids: Vec<u32> = (0..n_genes as u32)
+            .map(|g| if g % 31 == 5 { UNKNOWN_GENE } else { g + 4 })
+            .collect();
+        for max_len in [2048, 100] {
+            let p = RankTokenizerParams::v1().with_max_len(max_len);
+            let f = FittedRank::from_medians(p, medians.clone()).unwrap();
+            for n in [0, 1, 5, 63, 64, 65, 400, 3000] {
+                let mut idx: Vec<u32> = rand::seq::index::sample(&mut rng, n_genes, n)
+                    .into_iter()
+                    .map(|g| g as u32)
+                    .collect();
+                let values: Vec<f32> = (0..n)
+                    .map(|_| [0.0, 1.0, 1.0, 2.0, 3.0, 17.0][rng.gen_range(0..6)])
+                    .collect();
+                let expect = reference_columns(&f, &idx, &values, &ids);
+                let ranked: Vec<u32> = f.rank_row(&idx, &values).iter().map(|r| r.0).collect();
+                let all = reference_columns(&f, &idx, &values, &vec![0; n_genes]);
+                assert_eq!(ranked, all, "rank_row, n = {n}");
+                let t = f.tokenize_row(&idx, &values, &ids);
+                let want: Vec<u32> = expect
+                    .iter()
+                    .take(f.params().n_gene_tokens())
+                    .map(|&c| ids[c as usize])
+                    .collect();
+                assert_eq!(t.gene_ids, want, "tokenize_row, n = {n}, max_len {max_len}");
+                // The same row with sorted columns, as CSR stores it.
+                idx.sort_unstable();
+                let sorted = f.tokenize_row(&idx, &values, &ids);
+                let want: Vec<u32> = reference_columns(&f, &idx, &values, &ids)
+                    .iter()
+                    .take(f.params().n_gene_tokens())
+                    .map(|&c| ids[c as usize])
+                    .collect();
+                assert_eq!(sorted.gene_ids, want, "sorted row, n = {n}");
+            }
+        }
     }
 }
