@@ -3,7 +3,9 @@
 //! of a data set's genes its vocabulary matches.
 
 use crate::error::Result;
-use crate::models::pretrained::{read_gene_id_table, Checkpoint, CheckpointSummary};
+use crate::models::pretrained::{
+    gene_id_table_from_var, read_gene_id_table, Checkpoint, CheckpointSummary,
+};
 use crate::models::InitFrom;
 use std::path::PathBuf;
 
@@ -19,6 +21,14 @@ pub struct InspectCheckpointArgs {
     /// Two-column TSV mapping the data's gene names to the vocabulary's.
     #[arg(long, value_name = "FILE", requires = "data")]
     pub gene_id_table: Option<PathBuf>,
+    /// Instead of a table: the `var` column of --data holding the vocabulary's gene ids.
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "data",
+        conflicts_with = "gene_id_table"
+    )]
+    pub gene_id_key: Option<String>,
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -30,11 +40,11 @@ pub fn run(args: &InspectCheckpointArgs) -> Result<()> {
     let genes = match &args.data {
         Some(path) => {
             let ds = super::read_input(path, false, None)?;
-            let table = args
-                .gene_id_table
-                .as_deref()
-                .map(read_gene_id_table)
-                .transpose()?;
+            let table = match (&args.gene_id_table, &args.gene_id_key) {
+                (Some(t), _) => Some(read_gene_id_table(t)?),
+                (None, Some(key)) => Some(gene_id_table_from_var(path, false, key)?),
+                (None, None) => None,
+            };
             let init = InitFrom {
                 checkpoint: &ck,
                 gene_ids: table.as_ref(),

@@ -15,7 +15,7 @@ mod legacy;
 mod read;
 mod write;
 
-pub use read::{read_h5ad, ReadOptions};
+pub use read::{read_h5ad, read_var_column, ReadOptions};
 pub use write::write_h5ad;
 
 use crate::data::{Dataset, ValueKind};

@@ -28,6 +28,39 @@ pub struct ReadOptions {
 /// finite and that gene names are unique. Value-level suitability for analysis (no
 /// negative values, integer counts, no empty cells) is checked by [`super::validate`].
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
+    read_with_var(path, opts).map(|(ds, _)| ds)
+}
+
+/// Each gene's name and its value in the string column `column` of `var` (or `raw/var`
+/// with `use_raw`), in [`read_h5ad`]'s gene order, e.g. Ensembl ids in `var["gene_ids"]`.
+/// The file is read and checked as [`read_h5ad`] does.
+pub fn read_var_column(
+    path: &Path,
+    opts: &ReadOptions,
+    column: &str,
+) -> Result<Vec<(String, Option<String>)>> {
+    let (ds, var) = read_with_var(path, opts)?;
+    let col = var
+        .iter()
+        .find(|(name, _)| name == column)
+        .map(|(_, c)| c)
+        .ok_or_else(|| Error::MissingKey {
+            path: path.to_path_buf(),
+            key: format!("var/{column}"),
+            hint: format!(
+                "; var columns present: {}",
+                var.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let values = (0..ds.n_vars()).map(|i| col.get_str(i));
+    Ok(ds.gene_names.into_iter().zip(values).collect())
+}
+
+/// [`read_h5ad`], also returning the `var` columns.
+fn read_with_var(path: &Path, opts: &ReadOptions) -> Result<(Dataset, Vec<(String, Column)>)> {
     if !path.exists() {
         return Err(Error::FileNotFound {
             path: path.to_path_buf(),
@@ -54,7 +87,7 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let x = read_matrix(root, x_key, ctx)?;
     let (n_obs, n_vars) = x.shape();
     let (cell_ids, obs) = read_dataframe(root, "obs", n_obs, ctx)?;
-    let (gene_names, _) = read_dataframe(root, var_key, n_vars, ctx)?;
+    let (gene_names, var) = read_dataframe(root, var_key, n_vars, ctx)?;
     // Only now that the stored indexes confirm the shape may buffers sized by it be made.
     let x = x.build(ctx)?;
     check_unique(&gene_names, ctx, &format!("{var_key} index (gene names)"))?;
@@ -63,7 +96,7 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
     let value_kind = opts
         .value_kind
         .unwrap_or_else(|| ValueKind::detect(x.data()));
-    Ok(Dataset {
+    let ds = Dataset {
         x,
         cell_ids,
         gene_names,
@@ -71,7 +104,8 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<Dataset> {
         obsm,
         value_kind,
         source: path.display().to_string(),
-    })
+    };
+    Ok((ds, var))
 }
 
 /// A [`Error::MissingKey`] listing the keys that do exist next to `key` (or why they

@@ -553,3 +553,35 @@ fn string_layouts_read() {
         "{e}"
     );
 }
+
+/// `read_var_column` returns a `var` string column in gene order (here Ensembl-like ids,
+/// as `var["gene_ids"]` of Cell Ranger files); an absent column is an error naming it and
+/// the columns that exist.
+#[test]
+fn var_column_reads_gene_ids() {
+    use hdf5::types::VarLenUnicode;
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    let n = read(&p).unwrap().n_vars();
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        let var = f.group("var").unwrap();
+        var.delete_attr("column-order").unwrap();
+        let ids: Vec<VarLenUnicode> = (0..n)
+            .map(|i| format!("ENSG{i:011}").parse().unwrap())
+            .collect();
+        var.new_dataset::<VarLenUnicode>()
+            .shape([n])
+            .create("gene_ids")
+            .unwrap()
+            .write_raw(&ids)
+            .unwrap();
+    }
+    let got = read_var_column(&p, &ReadOptions::default(), "gene_ids").unwrap();
+    assert_eq!(got.len(), n);
+    assert_eq!(got[1].1.as_deref(), Some("ENSG00000000001"));
+    let err = read_var_column(&p, &ReadOptions::default(), "symbols")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("symbols") && err.contains("gene_ids"), "{err}");
+}

@@ -434,6 +434,23 @@ pub fn read_gene_id_table(path: &Path) -> Result<HashMap<String, String>> {
     Ok(table)
 }
 
+/// A gene id table from the `var` column `column` of the h5ad at `path` (gene name →
+/// the column's value; genes with an empty value are left out).
+pub fn gene_id_table_from_var(
+    path: &Path,
+    use_raw: bool,
+    column: &str,
+) -> Result<HashMap<String, String>> {
+    let opts = crate::data::h5ad::ReadOptions {
+        use_raw,
+        value_kind: None,
+    };
+    Ok(crate::data::h5ad::read_var_column(path, &opts, column)?
+        .into_iter()
+        .filter_map(|(gene, id)| Some((gene, id.filter(|s| !s.is_empty())?)))
+        .collect())
+}
+
 /// Every tensor as f32 (checkpoints are often saved in f16 or bf16).
 fn to_f32(tensors: Vec<(String, Tensor)>, path: &Path) -> Result<Vec<(String, Tensor)>> {
     tensors
