@@ -544,10 +544,9 @@ fn read_group_dataframe(g: &hdf5::Group, key: &str, n: usize, ctx: Ctx) -> Resul
         }
     };
     let index_key = format!("{key}/{index_name}");
-    let index_ds = open_dataset(g, &index_name, ctx, &index_key, || {
+    let index = read_string_values(g, &index_name, n, ctx, &index_key, || {
         "; named by the '_index' attribute".to_string()
     })?;
-    let index = hdf::read_strings(&index_ds, ctx, &index_key)?;
     let order = match hdf::read_string_list_attr(g, "column-order", ctx, key)? {
         Some(order) => order,
         None => {
@@ -563,6 +562,25 @@ fn read_group_dataframe(g: &hdf5::Group, key: &str, n: usize, ctx: Ctx) -> Resul
         }
     }
     Ok((index, columns))
+}
+
+/// Strings stored as a dataset, or as the `nullable-string-array` group (values + mask)
+/// that anndata ≥ 0.11 writes for pandas' string dtype (index and categories included).
+fn read_string_values(
+    g: &hdf5::Group,
+    name: &str,
+    n: usize,
+    ctx: Ctx,
+    key: &str,
+    hint: impl FnOnce() -> String,
+) -> Result<Vec<String>> {
+    if g.group(name).is_ok() {
+        return match read_group_column(g, name, n, ctx, key)? {
+            Some(Column::Str(v)) => Ok(v),
+            _ => Err(ctx.invalid(key, "a group that is not a (nullable) string array")),
+        };
+    }
+    hdf::read_strings(&*open_dataset(g, name, ctx, key, hint)?, ctx, key)
 }
 
 /// One dataframe column; `None` for encodings this reader does not represent (they are
@@ -591,8 +609,14 @@ fn read_group_column(
         return match enc.as_str() {
             "categorical" => {
                 let codes = hdf::read_i64(&*ds("codes")?, ctx, &format!("{key}/codes"))?;
-                let categories =
-                    hdf::read_strings(&*ds("categories")?, ctx, &format!("{key}/categories"))?;
+                let categories = read_string_values(
+                    &sub,
+                    "categories",
+                    n,
+                    ctx,
+                    &format!("{key}/categories"),
+                    || format!("; the '{enc}' encoding needs it"),
+                )?;
                 categorical(codes, categories, ctx, key).map(Some)
             }
             "nullable-integer" | "nullable-boolean" | "nullable-string-array" => {

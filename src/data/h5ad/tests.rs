@@ -585,3 +585,41 @@ fn var_column_reads_gene_ids() {
         .to_string();
     assert!(err.contains("symbols") && err.contains("gene_ids"), "{err}");
 }
+
+/// An index that anndata ≥ 0.11 wrote from pandas' string dtype (a `nullable-string-array`
+/// group of values and mask) reads like a plain string index.
+#[test]
+fn nullable_string_index_reads() {
+    use hdf5::types::VarLenUnicode;
+    let dir = tempfile::tempdir().unwrap();
+    let p = written(dir.path());
+    let plain = read(&p).unwrap();
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        let obs = f.group("obs").unwrap();
+        obs.unlink("_index").unwrap();
+        let g = obs.create_group("_index").unwrap();
+        g.new_attr::<VarLenUnicode>()
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&"nullable-string-array".parse::<VarLenUnicode>().unwrap())
+            .unwrap();
+        let ids: Vec<VarLenUnicode> = plain.cell_ids.iter().map(|c| c.parse().unwrap()).collect();
+        let n = ids.len();
+        g.new_dataset::<VarLenUnicode>()
+            .shape([n])
+            .create("values")
+            .unwrap()
+            .write_raw(&ids)
+            .unwrap();
+        g.new_dataset::<bool>()
+            .shape([n])
+            .create("mask")
+            .unwrap()
+            .write_raw(&vec![false; n])
+            .unwrap();
+    }
+    let back = read(&p).unwrap();
+    assert_eq!(back.cell_ids, plain.cell_ids);
+    assert_eq!(back.gene_names, plain.gene_names);
+}
