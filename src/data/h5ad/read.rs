@@ -574,7 +574,13 @@ fn read_string_values(
     key: &str,
     hint: impl FnOnce() -> String,
 ) -> Result<Vec<String>> {
-    if g.group(name).is_ok() {
+    if let Ok(sub) = g.group(name) {
+        // Only this encoding: a categorical group here could link back to its parent
+        // (HDF5 allows cycles) and recurse without end.
+        let enc = hdf::read_string_attr(&sub, "encoding-type", ctx, key)?.unwrap_or_default();
+        if enc != "nullable-string-array" {
+            return Err(ctx.invalid(key, format!("a '{enc}' group, not a string array")));
+        }
         return match read_group_column(g, name, n, ctx, key)? {
             Some(Column::Str(v)) => Ok(v),
             _ => Err(ctx.invalid(key, "a group that is not a (nullable) string array")),
