@@ -2,11 +2,10 @@
 //! parameter count, vocabulary, heads, keys it does not use) and, with `--data`, how many
 //! of a data set's genes its vocabulary matches.
 
-use crate::error::Result;
-use crate::models::pretrained::{
-    gene_id_table_from_var, read_gene_id_table, Checkpoint, CheckpointSummary,
-};
+use crate::error::{Error, Result};
+use crate::models::pretrained::{gene_id_table_from_var, Checkpoint, CheckpointSummary};
 use crate::models::InitFrom;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Arguments of `scrobust inspect-checkpoint`.
@@ -18,38 +17,47 @@ pub struct InspectCheckpointArgs {
     /// An h5ad whose genes are matched against the vocabulary.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Two-column TSV mapping the data's gene names to the vocabulary's.
-    #[arg(long, value_name = "FILE", requires = "data")]
-    pub gene_id_table: Option<PathBuf>,
-    /// Instead of a table: the `var` column of --data holding the vocabulary's gene ids.
-    #[arg(
-        long,
-        value_name = "KEY",
-        requires = "data",
-        conflicts_with = "gene_id_table"
-    )]
-    pub gene_id_key: Option<String>,
+    /// Gene name mapping onto the vocabulary (with --data).
+    #[command(flatten)]
+    pub gene_ids: super::select::GeneIdArgs,
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
+/// The vocabulary's names for `genes` under `table`.
+fn vocab_names(
+    ck: &Checkpoint,
+    table: Option<&HashMap<String, String>>,
+    genes: &[String],
+) -> Vec<String> {
+    let init = InitFrom {
+        checkpoint: ck,
+        gene_ids: table,
+    };
+    init.vocab_names(genes)
+}
+
 /// Run `scrobust inspect-checkpoint`.
 pub fn run(args: &InspectCheckpointArgs) -> Result<()> {
     let ck = Checkpoint::load(&args.dir)?;
+    if args.gene_ids.given() && args.data.is_none() {
+        return Err(Error::param(
+            "gene-id-table",
+            "maps the genes of --data; give it too",
+        ));
+    }
     let genes = match &args.data {
+        // The var column comes with the gene names: one read of the file.
+        Some(path) if args.gene_ids.gene_id_key.is_some() => {
+            let key = args.gene_ids.gene_id_key.as_deref().unwrap_or_default();
+            let (names, table) = gene_id_table_from_var(path, false, key)?;
+            Some(vocab_names(&ck, Some(&table), &names))
+        }
         Some(path) => {
             let ds = super::read_input(path, false, None)?;
-            let table = match (&args.gene_id_table, &args.gene_id_key) {
-                (Some(t), _) => Some(read_gene_id_table(t)?),
-                (None, Some(key)) => Some(gene_id_table_from_var(path, false, key)?),
-                (None, None) => None,
-            };
-            let init = InitFrom {
-                checkpoint: &ck,
-                gene_ids: table.as_ref(),
-            };
-            Some(init.vocab_names(&ds.gene_names))
+            let table = args.gene_ids.load(Some(path), false)?;
+            Some(vocab_names(&ck, table.as_ref(), &ds.gene_names))
         }
         None => None,
     };

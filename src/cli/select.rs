@@ -283,3 +283,44 @@ pub(crate) mod tests {
         assert!(err.contains("--reference and --query"), "{err}");
     }
 }
+
+/// How a data set's gene names map to a checkpoint vocabulary's (`train --init-from`,
+/// `inspect-checkpoint`): a two-column table, or a `var` column of the data file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GeneIdArgs {
+    /// Two-column TSV mapping the data's gene names to the checkpoint vocabulary's (e.g.
+    /// symbol → Ensembl id for Geneformer); genes not listed keep their own name.
+    #[arg(long, value_name = "FILE")]
+    pub gene_id_table: Option<PathBuf>,
+    /// Instead of a table: the `var` column of the data (reference) file holding the
+    /// vocabulary's gene ids (e.g. `gene_ids`, Ensembl ids in Cell Ranger output).
+    #[arg(long, value_name = "KEY", conflicts_with = "gene_id_table")]
+    pub gene_id_key: Option<String>,
+}
+
+impl GeneIdArgs {
+    /// True when either option is given.
+    pub fn given(&self) -> bool {
+        self.gene_id_table.is_some() || self.gene_id_key.is_some()
+    }
+
+    /// The table, reading `--gene-id-key` from `data_file` (`None` when there is none to
+    /// read it from: an error if the key was given).
+    pub fn load(
+        &self,
+        data_file: Option<&Path>,
+        use_raw: bool,
+    ) -> Result<Option<std::collections::HashMap<String, String>>> {
+        use crate::models::pretrained::{gene_id_table_from_var, read_gene_id_table};
+        if let Some(t) = &self.gene_id_table {
+            return read_gene_id_table(t).map(Some);
+        }
+        let Some(key) = &self.gene_id_key else {
+            return Ok(None);
+        };
+        let file = data_file.ok_or_else(|| {
+            Error::param("gene-id-key", "needs the data in --reference or --data")
+        })?;
+        Ok(Some(gene_id_table_from_var(file, use_raw, key)?.1))
+    }
+}

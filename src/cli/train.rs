@@ -8,7 +8,7 @@ use crate::data::split::{align_genes, conform_genes};
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate_prediction;
 use crate::models::gate::{competence_gate, single_class_prediction, GateReport};
-use crate::models::pretrained::{gene_id_table_from_var, read_gene_id_table, Checkpoint};
+use crate::models::pretrained::Checkpoint;
 use crate::models::{fit_classifier, InitFrom, PipelineOptions, TrainOutcome};
 use crate::models::{DataShape, ModelKind, TrainConfig};
 use crate::traits::Predict;
@@ -65,45 +65,12 @@ pub struct TrainArgs {
     /// skipped. `scrobust inspect-checkpoint DIR` shows what it holds.
     #[arg(long, value_name = "DIR")]
     pub init_from: Option<PathBuf>,
-    /// Two-column TSV mapping the data's gene names to the checkpoint vocabulary's (e.g.
-    /// symbol → Ensembl id for Geneformer); genes not listed keep their own name.
-    #[arg(long, value_name = "FILE", requires = "init_from")]
-    pub gene_id_table: Option<PathBuf>,
-    /// Instead of a table: the `var` column of the reference (or --data) file holding the
-    /// vocabulary's gene ids (e.g. `gene_ids`, Ensembl ids in Cell Ranger output).
-    #[arg(
-        long,
-        value_name = "KEY",
-        requires = "init_from",
-        conflicts_with = "gene_id_table"
-    )]
-    pub gene_id_key: Option<String>,
+    /// Gene name mapping onto the checkpoint's vocabulary (with --init-from).
+    #[command(flatten)]
+    pub gene_ids: super::select::GeneIdArgs,
     /// Prediction outputs.
     #[command(flatten)]
     pub output: super::select::OutputArgs,
-}
-
-/// The gene id table of `--gene-id-table`, or of the `var` column `--gene-id-key` of the
-/// reference (or `--data`) file.
-fn gene_id_table(args: &TrainArgs) -> Result<Option<std::collections::HashMap<String, String>>> {
-    if let Some(t) = &args.gene_id_table {
-        return read_gene_id_table(t).map(Some);
-    }
-    let Some(key) = &args.gene_id_key else {
-        return Ok(None);
-    };
-    let input = &args.input;
-    let file = input
-        .reference
-        .as_ref()
-        .or(input.data.as_ref())
-        .ok_or_else(|| {
-            Error::param(
-                "gene-id-key",
-                "needs the reference in --reference or --data",
-            )
-        })?;
-    gene_id_table_from_var(file, input.use_raw, key).map(Some)
 }
 
 /// How many reference genes the checkpoint's vocabulary holds (stderr).
@@ -181,7 +148,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .as_deref()
         .map(Checkpoint::load)
         .transpose()?;
-    let gene_ids = gene_id_table(args)?;
+    if args.gene_ids.given() && args.init_from.is_none() {
+        return Err(Error::param(
+            "gene-id-table",
+            "maps genes for --init-from; give it too",
+        ));
+    }
+    let data_file = args
+        .input
+        .reference
+        .as_deref()
+        .or(args.input.data.as_deref());
+    let gene_ids = args.gene_ids.load(data_file, args.input.use_raw)?;
     let init_from = checkpoint.as_ref().map(|checkpoint| InitFrom {
         checkpoint,
         gene_ids: gene_ids.as_ref(),
