@@ -655,14 +655,7 @@ mod tests {
             assert_eq!(report.pretrain_steps, 0, "{name}");
             let fitted = model.store.snapshot().unwrap();
             let start = ck.tensor(probe).unwrap();
-            let moved: f32 = (&fitted[probe] - start)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let moved = crate::models::toy::max_abs_diff(&fitted[probe], start);
             let size: f32 = start.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
             assert!(
                 moved < 0.02 && size > 0.1,

@@ -74,3 +74,14 @@ pub fn toy_shape() -> DataShape {
         max_len: SEQ,
     }
 }
+
+/// Largest absolute element-wise difference of two tensors of one shape.
+pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar())
+        .unwrap()
+}

@@ -311,9 +311,10 @@ impl Checkpoint {
         let mut missing = Vec::new();
         let mut mismatched = Vec::new();
         let vars = store.vars()?;
+        let under = format!("{prefix}.");
         let wanted: Vec<_> = vars
             .iter()
-            .filter(|(n, _)| n == prefix || n.starts_with(&format!("{prefix}.")))
+            .filter(|(n, _)| n == prefix || n.starts_with(&under))
             .collect();
         for (name, var) in &wanted {
             match self.tensors.get(name) {
@@ -434,21 +435,23 @@ pub fn read_gene_id_table(path: &Path) -> Result<HashMap<String, String>> {
     Ok(table)
 }
 
-/// A gene id table from the `var` column `column` of the h5ad at `path` (gene name →
-/// the column's value; genes with an empty value are left out).
+/// The gene names of the h5ad at `path` and a gene id table from its `var` column
+/// `column` (gene name → the column's value; genes with an empty value are left out).
 pub fn gene_id_table_from_var(
     path: &Path,
     use_raw: bool,
     column: &str,
-) -> Result<HashMap<String, String>> {
+) -> Result<(Vec<String>, HashMap<String, String>)> {
     let opts = crate::data::h5ad::ReadOptions {
         use_raw,
         value_kind: None,
     };
-    Ok(crate::data::h5ad::read_var_column(path, &opts, column)?
-        .into_iter()
-        .filter_map(|(gene, id)| Some((gene, id.filter(|s| !s.is_empty())?)))
-        .collect())
+    let pairs = crate::data::h5ad::read_var_column(path, &opts, column)?;
+    let table = pairs
+        .iter()
+        .filter_map(|(gene, id)| Some((gene.clone(), id.clone().filter(|s| !s.is_empty())?)))
+        .collect();
+    Ok((pairs.into_iter().map(|(g, _)| g).collect(), table))
 }
 
 /// Every tensor as f32 (checkpoints are often saved in f16 or bf16).

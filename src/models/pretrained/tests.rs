@@ -8,7 +8,7 @@
 use super::*;
 use crate::data::CsrMatrix;
 use crate::models::heads::{ClsDecoder, ExprDecoder, MlmHead};
-use crate::models::toy::smoke_config;
+use crate::models::toy::{max_abs_diff, smoke_config};
 use crate::models::{build_encoder, ModelInput};
 use crate::tokenize::{collate, tokenize_rank, FittedRank, RankTokenizerParams, TokenizedCell};
 use candle_core::{Device, D};
@@ -25,23 +25,8 @@ fn expected(name: &str) -> HashMap<String, Tensor> {
         .unwrap()
 }
 
-/// Largest absolute difference between `a` and `b` (same shape).
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 fn assert_close(ours: &Tensor, theirs: &Tensor, what: &str) {
-    let d = max_diff(ours, theirs);
+    let d = max_abs_diff(ours, theirs);
     eprintln!("{what}: max abs difference {d:.2e}");
     assert!(d < 1e-4, "{what}: max |candle − torch| = {d}");
 }
